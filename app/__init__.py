@@ -1,0 +1,1 @@
+"""PySide6 + pyqtgraph desktop application (issue 6; not built yet)."""

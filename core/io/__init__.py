@@ -1,0 +1,1 @@
+"""Capture and DNG file formats (all file formats live here)."""

@@ -1,0 +1,1 @@
+"""Core ML export and iOS execution plan (issue 5; not built yet)."""

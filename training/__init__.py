@@ -1,0 +1,1 @@
+"""Headless PyTorch training (issue 4; not built yet)."""
