@@ -1,1 +1,3 @@
 """Linear48 core library: IO, colour, forward operator, baselines, metrics, pipeline (no Qt)."""
+
+__version__ = "0.1.0"

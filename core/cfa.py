@@ -8,7 +8,7 @@ planes R, Gr, Gb, B, where Gr is the green on red rows.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 import numpy as np
 
@@ -18,7 +18,7 @@ _LETTERS = {"R": 0, "G": 1, "B": 2}
 PLANE_NAMES: tuple[str, str, str, str] = ("R", "Gr", "Gb", "B")
 
 
-class CfaName(str, Enum):
+class CfaName(StrEnum):
     """The four Bayer phases."""
 
     RGGB = "RGGB"

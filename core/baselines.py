@@ -1,0 +1,235 @@
+"""The two non-learned de-LTM baselines (DESIGN §5 fallbacks A and B).
+
+Both take Camera48 (ProRAW48 mapped into RAW12's camera space) and the RAW12 anchor, and
+return a Camera48 estimate of the scene with ProRAW's tone mapping removed:
+
+- **A, global**: one robust scalar gain from F(camera48) vs the anchor; no spatial
+  variation. Removes exposure differences (BaselineExposure, LUT scale) and nothing else.
+- **B, gain field**: a smooth gain map from the anchor mismatch anchor / F(camera48),
+  estimated per 2x2 Bayer cell (all four CFA colours together, so the field is colour
+  neutral), smoothed by normalised convolution in the log domain (clipped and dark pixels
+  carry no weight and are filled from their neighbours), upsampled bilinearly to 48MP and
+  applied to all channels.
+
+Grids: the anchor is on the 12MP grid; a 12MP Bayer cell (2x2 mosaic pixels) covers 4x4
+48MP pixels. Low-resolution fields are cell-centred, so upsampling uses
+``align_corners=False`` (half-pixel centres: 48MP x = s * x_low + (s - 1) / 2).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import torch
+from scipy import ndimage
+
+from core.cfa import CfaPattern
+from core.errors import ShapeError
+from core.forward import forward_np
+
+log = logging.getLogger(__name__)
+
+BaselineName = Literal["global", "gain-field"]
+
+#: Anchor values at or above this fraction of the clip carry no information.
+CLIP_FRACTION = 0.97
+#: Anchor values below this (Mosaic12 units) are dominated by noise.
+DARK_FLOOR = 2e-3
+#: Hard bound on any gain, |log2 g| <= 4 (DESIGN §5: |log g| <= ln 16).
+MAX_LOG2_GAIN = 4.0
+
+
+@dataclass(frozen=True)
+class BaselineResult:
+    """Output of a baseline.
+
+    Attributes:
+        method: ``"global"`` or ``"gain-field"``.
+        camera48: float32 (3, H48, W48) estimate, >= 0.
+        gain_lowres: float32 (h, w) gain field on a coarse cell-centred grid (a 1x1 array
+            for the global baseline); multiply Camera48 input by its upsampled version.
+        global_gain: the scalar part of the gain (median of the field for B).
+        cell_px48: size of one low-res gain cell in 48MP pixels.
+        stats: small figures for the report (valid fraction, gain percentiles...).
+    """
+
+    method: str
+    camera48: np.ndarray
+    gain_lowres: np.ndarray
+    global_gain: float
+    cell_px48: int
+    stats: dict[str, float] = field(default_factory=dict)
+
+
+def _valid_mask(anchor: np.ndarray, predicted: np.ndarray) -> np.ndarray:
+    return ((anchor < CLIP_FRACTION) & (anchor > DARK_FLOOR) & (predicted > DARK_FLOOR)
+            & (predicted < 64.0) & np.isfinite(predicted))
+
+
+def _check(camera48: np.ndarray, anchor: np.ndarray) -> None:
+    if camera48.ndim != 3 or camera48.shape[0] != 3:
+        raise ShapeError(f"camera48 must be (3, H, W), got {camera48.shape}")
+    h, w = camera48.shape[1:]
+    if anchor.shape != (h // 2, w // 2) or h % 2 or w % 2:
+        raise ShapeError(f"anchor {anchor.shape} is not half of camera48 {camera48.shape[1:]}")
+
+
+def global_gain(camera48: np.ndarray, anchor: np.ndarray, cfa: CfaPattern, *,
+                percentile: float = 50.0) -> tuple[float, dict[str, float]]:
+    """Robust scalar gain g with anchor ≈ g * F(camera48).
+
+    The ``percentile`` of log2(anchor / F(camera48)) over valid pixels (unclipped, above the
+    dark floor). Returns (gain, stats).
+    """
+    _check(camera48, anchor)
+    predicted = forward_np(camera48, cfa)
+    valid = _valid_mask(anchor, predicted)
+    n_valid = int(valid.sum())
+    if n_valid < 16:
+        log.warning("global gain: only %d valid pixels; using gain 1", n_valid)
+        return 1.0, {"valid_fraction": n_valid / anchor.size}
+    log_ratio = np.log2(anchor[valid] / predicted[valid])
+    g_log2 = float(np.clip(np.percentile(log_ratio, percentile), -MAX_LOG2_GAIN * 4,
+                           MAX_LOG2_GAIN * 4))
+    return 2.0**g_log2, {"valid_fraction": n_valid / anchor.size, "log2_gain": g_log2,
+                         "log2_ratio_iqr": float(np.subtract(*np.percentile(log_ratio,
+                                                                            [75, 25])))}
+
+
+def baseline_global(camera48: np.ndarray, anchor: np.ndarray, cfa: CfaPattern) -> BaselineResult:
+    """Baseline A: Camera48 times one robust scalar gain (see :func:`global_gain`).
+
+    Shapes: camera48 (3, H48, W48), anchor (H48/2, W48/2) -> camera48 (3, H48, W48).
+    """
+    gain, stats = global_gain(camera48, anchor, cfa)
+    out = np.maximum(np.nan_to_num(camera48, nan=0.0, posinf=0.0), 0.0) * np.float32(gain)
+    return BaselineResult("global", out.astype(np.float32, copy=False),
+                          np.full((1, 1), gain, np.float32), gain,
+                          max(camera48.shape[1:]), stats)
+
+
+def gain_field(camera48: np.ndarray, anchor: np.ndarray, cfa: CfaPattern, *,
+               sigma_cells: float = 3.0, cell12: int = 2) -> tuple[np.ndarray, dict[str, float]]:
+    """Low-res log-domain gain field with anchor ≈ g * F(camera48).
+
+    Args:
+        camera48: (3, H48, W48) Camera48.
+        anchor: (H12, W12) shading-corrected Mosaic12.
+        cfa: RAW12 pattern.
+        sigma_cells: Gaussian smoothing of the log-ratio in cells.
+        cell12: cell size on the 12MP grid (even, keeps CFA phase); 2 = one Bayer cell.
+
+    Returns:
+        (gain (H12/cell12, W12/cell12) float32, stats). One cell = 2 * cell12 48MP pixels.
+    """
+    _check(camera48, anchor)
+    if cell12 % 2 or cell12 < 2:
+        raise ShapeError(f"cell12 must be an even number >= 2, got {cell12}")
+    h12, w12 = anchor.shape
+    hc, wc = h12 // cell12, w12 // cell12
+    predicted = forward_np(camera48, cfa)
+    valid = _valid_mask(anchor, predicted)
+    a = np.where(valid, anchor, 0.0)[: hc * cell12, : wc * cell12]
+    p = np.where(valid, predicted, 0.0)[: hc * cell12, : wc * cell12]
+    v = valid[: hc * cell12, : wc * cell12].astype(np.float32)
+    shape4 = (hc, cell12, wc, cell12)
+    a_sum = a.reshape(shape4).sum(axis=(1, 3))
+    p_sum = p.reshape(shape4).sum(axis=(1, 3))
+    weight = v.reshape(shape4).mean(axis=(1, 3))
+    # Cells need all their valid pixels to carry weight; ratio of sums is colour-neutral.
+    ok = (a_sum > 0) & (p_sum > 0) & (weight > 0.5)
+    log_ratio = np.zeros((hc, wc), np.float64)
+    log_ratio[ok] = np.log2(a_sum[ok] / p_sum[ok])
+    wgt = np.where(ok, weight * np.sqrt(np.maximum(p_sum, 0)), 0.0)
+    global_log2 = float(np.median(log_ratio[ok])) if ok.any() else 0.0
+    # Normalised convolution: cells without data take their neighbours' value, and far
+    # from any data the field falls back to the global gain.
+    residual = np.where(ok, log_ratio - global_log2, 0.0)
+    num = ndimage.gaussian_filter(residual * wgt, sigma_cells, mode="nearest")
+    den = ndimage.gaussian_filter(wgt, sigma_cells, mode="nearest")
+    wide = max(sigma_cells * 8, 1.0)
+    num_w = ndimage.gaussian_filter(residual * wgt, wide, mode="nearest")
+    den_w = ndimage.gaussian_filter(wgt, wide, mode="nearest")
+    eps = 1e-6
+    coarse = num_w / np.maximum(den_w, eps)
+    conf = den / (den + 0.05 * float(wgt.max(initial=1.0)) + eps)
+    field_log2 = global_log2 + conf * (num / np.maximum(den, eps)) + (1 - conf) * coarse
+    field_log2 = np.clip(field_log2, -MAX_LOG2_GAIN, MAX_LOG2_GAIN)
+    gain = np.exp2(field_log2).astype(np.float32)
+    stats = {
+        "valid_fraction": float(ok.mean()),
+        "global_log2_gain": global_log2,
+        "log2_gain_p01": float(np.percentile(field_log2, 1)),
+        "log2_gain_p99": float(np.percentile(field_log2, 99)),
+    }
+    return gain, stats
+
+
+def upsample_gain(gain_lowres: np.ndarray, h48: int, w48: int) -> np.ndarray:
+    """Bilinear, cell-centred upsampling of a low-res gain to (H48, W48) float32.
+
+    Convention: the low-res cell (i, j) covers 48MP pixels [s*i, s*i + s) with
+    s = H48 / h_low, so its centre is at s*i + (s - 1)/2 — ``align_corners=False``.
+    Interpolated in log2 so the field stays positive and smooth.
+    """
+    h, w = gain_lowres.shape
+    if h == 1 and w == 1:
+        return np.full((h48, w48), float(gain_lowres[0, 0]), np.float32)
+    src = torch.from_numpy(np.log2(np.maximum(gain_lowres, 1e-12)).astype(np.float32))[None, None]
+    up = torch.nn.functional.interpolate(src, size=(h48, w48), mode="bilinear",
+                                         align_corners=False)
+    return torch.exp2(up)[0, 0].numpy()
+
+
+def apply_gain(camera48: np.ndarray, gain48: np.ndarray) -> np.ndarray:
+    """``max(0, camera48 * gain48)`` per channel, NaN/inf in the input mapped to 0."""
+    out = np.empty_like(camera48, dtype=np.float32)
+    for c in range(camera48.shape[0]):
+        np.multiply(np.nan_to_num(camera48[c], nan=0.0, posinf=0.0, neginf=0.0), gain48,
+                    out=out[c])
+    np.maximum(out, 0.0, out=out)
+    return out
+
+
+def baseline_gain_field(camera48: np.ndarray, anchor: np.ndarray, cfa: CfaPattern, *,
+                        sigma_cells: float = 3.0, cell12: int = 2) -> BaselineResult:
+    """Baseline B: Camera48 times a smooth gain field fitted to the anchor.
+
+    Shapes: camera48 (3, H48, W48), anchor (H48/2, W48/2) -> camera48 (3, H48, W48).
+    """
+    gain, stats = gain_field(camera48, anchor, cfa, sigma_cells=sigma_cells, cell12=cell12)
+    h48, w48 = camera48.shape[1:]
+    hc, wc = gain.shape
+    # The field covers whole cells; pad the last row/column when sizes are not multiples.
+    full_h, full_w = hc * cell12 * 2, wc * cell12 * 2
+    g48 = upsample_gain(gain, full_h, full_w)
+    if (full_h, full_w) != (h48, w48):
+        g48 = np.pad(g48, ((0, h48 - full_h), (0, w48 - full_w)), mode="edge")
+    out = apply_gain(camera48, g48)
+    return BaselineResult("gain-field", out, gain, 2.0 ** stats["global_log2_gain"],
+                          cell12 * 2, stats)
+
+
+BASELINES = {
+    "global": baseline_global,
+    "gain-field": baseline_gain_field,
+}
+
+
+def run_baseline(name: str, camera48: np.ndarray, anchor: np.ndarray,
+                 cfa: CfaPattern) -> BaselineResult:
+    """Run a baseline by name; a bad name lists the valid ones."""
+    if name not in BASELINES:
+        raise ValueError(f"unknown baseline {name!r}; valid: {', '.join(BASELINES)}")
+    return BASELINES[name](camera48, anchor, cfa)
+
+
+def log2_gain_range(result: BaselineResult) -> float:
+    """Largest |log2 gain| relative to the global part (0 for the global baseline)."""
+    g = np.log2(np.maximum(result.gain_lowres, 1e-12)) - math.log2(max(result.global_gain,
+                                                                      1e-12))
+    return float(np.abs(g).max(initial=0.0))

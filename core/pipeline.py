@@ -1,0 +1,307 @@
+"""The conversion pipeline shared by the CLI and the GUI.
+
+``convert`` = load pair -> de-LTM method with safety checks and fallback -> anchor
+metrics -> linear DNG (atomic) + JSON report (atomic). The fallback hierarchy (DESIGN §5)
+is model -> gain-field -> global; the learned model arrives with issue 4, so today
+``auto`` starts at gain-field. A fallback is not an exception: the method actually used
+and the reason are recorded in the report and in the DNG's provenance.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from core import __version__
+from core.baselines import BASELINES, BaselineResult, log2_gain_range
+from core.errors import ConfigError, OutputError
+from core.io.atomic import atomic_write_text
+from core.io.captures import CapturePair
+from core.io.dng_writer import DngWriteInfo, DngWriteOptions, write_linear_dng
+from core.io.pair import load_pair
+from core.metrics import AnchorMetrics, anchor_metrics
+from core.progress import CancelToken, Progress, ProgressCallback, no_progress
+
+log = logging.getLogger(__name__)
+
+Method = Literal["auto", "gain-field", "global"]
+METHODS: tuple[str, ...] = ("auto", "gain-field", "global")
+#: Order in which methods are tried for each request (first that passes its checks wins).
+FALLBACK_CHAIN: dict[str, tuple[str, ...]] = {
+    "auto": ("gain-field", "global"),
+    "gain-field": ("gain-field", "global"),
+    "global": ("global",),
+}
+
+
+@dataclass(frozen=True)
+class SafetyThresholds:
+    """Thresholds of the per-capture safety checks (DESIGN §5).
+
+    Attributes:
+        max_abs_log2_gain: largest spatial gain swing allowed relative to the global gain.
+        min_psnr_gain_db: the method's anchor PSNR may be at most this much *below* the
+            global baseline's (negative = must be at least as good).
+    """
+
+    max_abs_log2_gain: float = 3.9
+    min_psnr_gain_db: float = -0.25
+
+
+@dataclass(frozen=True)
+class ConvertOptions:
+    """Options of one conversion.
+
+    Attributes:
+        method: requested method; the pipeline may fall back (recorded).
+        sample_format: ``uint16`` (default, widest reader support) or ``float32`` (HDR).
+        layout: ``ljpeg-tiles`` (default) or ``strips`` (uint16 only).
+        overwrite: replace an existing output.
+        report_path: JSON report path (default: output path with ``.json``).
+        thresholds: safety-check thresholds.
+    """
+
+    method: Method = "auto"
+    sample_format: Literal["uint16", "float32"] = "uint16"
+    layout: Literal["ljpeg-tiles", "strips"] = "ljpeg-tiles"
+    overwrite: bool = True
+    report_path: Path | None = None
+    thresholds: SafetyThresholds = field(default_factory=SafetyThresholds)
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ConfigError(f"method: {self.method!r} is not one of {', '.join(METHODS)}")
+        if self.sample_format not in ("uint16", "float32"):
+            raise ConfigError(f"sample_format: {self.sample_format!r} is not uint16 or float32")
+        if self.layout not in ("ljpeg-tiles", "strips"):
+            raise ConfigError(f"layout: {self.layout!r} is not ljpeg-tiles or strips")
+
+
+@dataclass(frozen=True)
+class SafetyCheck:
+    """One check: name, measured value, threshold, verdict."""
+
+    name: str
+    passed: bool
+    value: float
+    threshold: float
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class MethodDecision:
+    """Which method ran and why."""
+
+    requested: str
+    used: str
+    reason: str
+    checks: dict[str, list[SafetyCheck]]
+
+
+@dataclass(frozen=True)
+class ConversionResult:
+    """Everything a caller (CLI, GUI, tests) needs after a conversion.
+
+    Attributes:
+        output_path: the DNG written.
+        report_path: the JSON report written.
+        decision: method requested/used and the safety checks.
+        anchor: anchor metrics of the written output.
+        write_info: what the DNG writer did.
+        baseline: the method's result (camera48 output and its gain field).
+        report: the JSON report as a dict.
+    """
+
+    output_path: Path
+    report_path: Path
+    decision: MethodDecision
+    anchor: AnchorMetrics
+    write_info: DngWriteInfo
+    baseline: BaselineResult
+    report: dict[str, Any]
+
+
+def safety_checks(result: BaselineResult, metrics: AnchorMetrics,
+                  reference_psnr_db: float | None,
+                  thresholds: SafetyThresholds) -> list[SafetyCheck]:
+    """Checks a method's output must pass to be used (finite, gain range, anchor)."""
+    finite = bool(np.isfinite(result.camera48).all())
+    checks = [SafetyCheck("finite", finite, 1.0 if finite else 0.0, 1.0,
+                          "no NaN/inf in the output")]
+    swing = log2_gain_range(result)
+    checks.append(SafetyCheck("gain_range", swing <= thresholds.max_abs_log2_gain, swing,
+                              thresholds.max_abs_log2_gain,
+                              "largest |log2 gain| relative to the global gain"))
+    psnr = float(metrics.psnr_db)
+    if reference_psnr_db is not None and np.isfinite(reference_psnr_db):
+        delta = psnr - reference_psnr_db
+        checks.append(SafetyCheck("anchor_consistency",
+                                  bool(delta >= thresholds.min_psnr_gain_db), delta,
+                                  thresholds.min_psnr_gain_db,
+                                  "anchor PSNR gain over the global baseline, dB"))
+    return checks
+
+
+def choose_method(pair: CapturePair, options: ConvertOptions, *,
+                  progress: ProgressCallback = no_progress,
+                  cancel: CancelToken | None = None,
+                  ) -> tuple[BaselineResult, AnchorMetrics, MethodDecision]:
+    """Run the fallback chain for ``options.method`` and return the first method that passes.
+
+    The global baseline always runs (it is the reference for the anchor-consistency check
+    and the last resort); it has no checks to fail except finiteness.
+    """
+    token = cancel or CancelToken()
+    chain = FALLBACK_CHAIN[options.method]
+    cfa = pair.raw12.cfa
+    progress(Progress("method", 0, len(chain) + 1, "global baseline"))
+    global_result = BASELINES["global"](pair.camera48, pair.anchor, cfa)
+    global_metrics = anchor_metrics(global_result.camera48, pair.anchor, cfa)
+    token.raise_if_cancelled()
+    all_checks: dict[str, list[SafetyCheck]] = {}
+    reasons: list[str] = []
+    for i, name in enumerate(chain):
+        if name == "global":
+            checks = safety_checks(global_result, global_metrics, None, options.thresholds)
+            all_checks[name] = checks
+            reason = ("requested" if not reasons else "; ".join(reasons))
+            return global_result, global_metrics, MethodDecision(options.method, name, reason,
+                                                                 all_checks)
+        progress(Progress("method", i + 1, len(chain) + 1, name))
+        result = BASELINES[name](pair.camera48, pair.anchor, cfa)
+        metrics = anchor_metrics(result.camera48, pair.anchor, cfa)
+        token.raise_if_cancelled()
+        checks = safety_checks(result, metrics, global_metrics.psnr_db, options.thresholds)
+        all_checks[name] = checks
+        failed = [c for c in checks if not c.passed]
+        if not failed:
+            reason = "requested" if options.method == name else (
+                f"{options.method}: first method in the chain that passed its checks")
+            return result, metrics, MethodDecision(options.method, name, reason, all_checks)
+        reasons.append(f"{name} failed " + ", ".join(
+            f"{c.name} ({c.value:.3g} vs {c.threshold:.3g})" for c in failed))
+        log.warning("%s", reasons[-1])
+    raise AssertionError("fallback chain ended without the global baseline")  # unreachable
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _jsonable(value.tolist())
+    if isinstance(value, (np.floating, float)):
+        f = float(value)
+        return f if np.isfinite(f) else str(f)
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def pair_summary(pair: CapturePair) -> dict[str, Any]:
+    """Facts about the pair for the report and ``inspect``."""
+    r, p = pair.raw12, pair.proraw48
+    return {
+        "raw12": {"path": r.path, "size": [r.shape[1], r.shape[0]], "cfa": r.cfa.name,
+                  "black": r.black, "white": r.white, "make": r.identity.make,
+                  "model": r.identity.model, "orientation": r.identity.orientation,
+                  "as_shot_neutral": r.color.as_shot_neutral,
+                  "baseline_exposure": r.color.baseline_exposure,
+                  "opcode_lists": sorted(r.opcode_lists)},
+        "proraw48": {"path": p.path, "size": [p.shape[1], p.shape[0]],
+                     "bits_per_sample": p.bits_per_sample, "compression": p.compression,
+                     "linearization_table": p.linearization_table is not None,
+                     "pgtm": None if p.pgtm is None else {
+                         "points": [p.pgtm.points_v, p.pgtm.points_h, p.pgtm.points_n],
+                         "gain_min": float(p.pgtm.table.min()),
+                         "gain_max": float(p.pgtm.table.max())},
+                     "as_shot_neutral": p.color.as_shot_neutral,
+                     "analog_balance": p.color.analog_balance,
+                     "baseline_exposure": p.color.baseline_exposure},
+        "wb_gains": pair.wb_gains,
+        "color_transform": pair.color_transform,
+        "shading_applied": list(pair.shading_applied),
+        "notes": list(pair.notes),
+    }
+
+
+def convert(raw12_path: str | Path, proraw48_path: str | Path, output_path: str | Path,
+            options: ConvertOptions | None = None, *,
+            progress: ProgressCallback = no_progress,
+            cancel: CancelToken | None = None) -> ConversionResult:
+    """Convert a capture pair to a 48MP linear DNG plus a JSON report.
+
+    Raises:
+        InputFileError subclasses for bad inputs, OutputError when the output cannot be
+        written, CancelledError when cancelled (no output file is left behind).
+    """
+    opts = options or ConvertOptions()
+    token = cancel or CancelToken()
+    out = Path(output_path)
+    report_path = opts.report_path or out.with_suffix(".json")
+    if out.exists() and not opts.overwrite:
+        raise OutputError(f"{out} already exists; pass --force to overwrite it")
+    if not out.parent.is_dir():
+        raise OutputError(f"output folder {out.parent} does not exist")
+    timings: dict[str, float] = {}
+
+    def timed(stage: str, fn: Callable[[], Any]) -> Any:
+        t0 = time.perf_counter()
+        value = fn()
+        timings[stage] = round(time.perf_counter() - t0, 3)
+        return value
+
+    pair: CapturePair = timed("read_s", lambda: load_pair(raw12_path, proraw48_path,
+                                                          progress=progress, cancel=token))
+    result, metrics, decision = timed("method_s", lambda: choose_method(
+        pair, opts, progress=progress, cancel=token))
+    provenance = {
+        "software": f"Linear48 {__version__}",
+        "method": decision.used,
+        "method_requested": decision.requested,
+        "fallback_reason": decision.reason,
+        "model_hash": None,
+        "anchor_psnr_db": round(float(metrics.psnr_db), 3),
+        "raw12": pair.raw12.path.name,
+        "proraw48": pair.proraw48.path.name,
+    }
+    color = pair.raw12.color
+    info: DngWriteInfo = timed("write_s", lambda: write_linear_dng(
+        out, result.camera48, color=color, identity=pair.raw12.identity,
+        options=DngWriteOptions(sample_format=opts.sample_format, layout=opts.layout,
+                                overwrite=opts.overwrite),
+        provenance=provenance, progress=progress, cancel=token))
+    report = _jsonable({
+        "software": {"name": "Linear48", "version": __version__},
+        "pair": pair_summary(pair),
+        "registration": {"status": "not-run",
+                         "note": "registration arrives with issue 3; pair assumed aligned"},
+        "method": {"requested": decision.requested, "used": decision.used,
+                   "reason": decision.reason,
+                   "checks": {k: [asdict(c) for c in v] for k, v in decision.checks.items()},
+                   "baseline_stats": result.stats},
+        "anchor_metrics": metrics.to_dict(),
+        "output": {"path": out, "sample_format": info.sample_format, "layout": info.layout,
+                   "tile_size": info.tile_size, "headroom_ev": info.headroom_ev,
+                   "baseline_exposure": info.baseline_exposure,
+                   "bytes": info.bytes_written},
+        "provenance": provenance,
+        "timings_s": timings,
+    })
+    try:
+        atomic_write_text(report_path, json.dumps(report, indent=2) + "\n")
+    except OutputError:
+        out.unlink(missing_ok=True)
+        raise
+    progress(Progress("done", 1, 1, f"wrote {out.name}"))
+    return ConversionResult(out, report_path, decision, metrics, info, result, report)
