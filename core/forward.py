@@ -145,7 +145,7 @@ def forward_np(
                 src[y0 + 1 :: 4, x0 + 1 :: 4],
                 scale,
             )
-    if kind == "pixel":
+    if kind == "pixel" and g is not None:
         out *= g
     return out
 
@@ -177,7 +177,7 @@ def adjoint_np(
             f"out_shape {tuple(out_shape)} does not match mosaic12 {y.shape}: need {full}"
         )
     kind, g = _gains_np(gains, h12, w12, y.dtype)
-    if kind == "pixel":
+    if kind == "pixel" and g is not None:
         y = y * g
     out = np.zeros(full, dtype=y.dtype)
     pattern = cfa.as_array()
@@ -290,12 +290,12 @@ def forward_torch(camera48: Tensor, cfa: CfaPattern, gains: Tensor | None = None
     h12, w12 = h48 // 2, w48 // 2
     kind, g = _gains_torch(gains, n, h12, w12, camera48)
     pooled = nnf.avg_pool2d(camera48, kernel_size=2, stride=2)
-    if kind == "channel":
+    if kind == "channel" and g is not None:
         pooled = pooled * g
     mask = _channel_mask_torch(cfa, h12, w12, camera48.device)
     mosaic = torch.where(mask, pooled, torch.zeros((), dtype=pooled.dtype, device=pooled.device))
     mosaic = mosaic.sum(dim=1, keepdim=True)
-    if kind == "pixel":
+    if kind == "pixel" and g is not None:
         mosaic = mosaic * g
     return mosaic
 
@@ -314,11 +314,11 @@ def adjoint_torch(mosaic12: Tensor, cfa: CfaPattern, gains: Tensor | None = None
         raise ShapeError(f"mosaic12 must have shape (N, 1, H12, W12), got {tuple(mosaic12.shape)}")
     n, _, h12, w12 = mosaic12.shape
     kind, g = _gains_torch(gains, n, h12, w12, mosaic12)
-    y = mosaic12 * g if kind == "pixel" else mosaic12
+    y = mosaic12 * g if kind == "pixel" and g is not None else mosaic12
     mask = _channel_mask_torch(cfa, h12, w12, mosaic12.device)
     zero = torch.zeros((), dtype=y.dtype, device=y.device)
     spread = torch.where(mask, y, zero)  # (N, 3, H12, W12)
-    if kind == "channel":
+    if kind == "channel" and g is not None:
         spread = spread * g
     spread = spread * 0.25
     return nnf.interpolate(spread, scale_factor=2, mode="nearest")
