@@ -782,13 +782,11 @@ def write_linear_dng(path: str | Path, camera48: np.ndarray, *, color: ColorMeta
         bits, sample_format = 16, 1
         compression = Compression.LJPEG if options.layout == "ljpeg-tiles" else Compression.NONE
         out_dtype: np.dtype[Any] = np.dtype(np.uint16)
-        gain = np.float32(_UINT16_WHITE / scale)
         dng_backward = (1, 1, 0, 0)
     else:
         bits = 32 if fmt == "float32" else 16
         sample_format, compression = 3, Compression.DEFLATE
         out_dtype = np.dtype(np.float32 if fmt == "float32" else np.float16)
-        gain = np.float32(1.0 / scale)
         dng_backward = (1, 4, 0, 0)
 
     tiled = options.layout == "ljpeg-tiles"
@@ -801,10 +799,11 @@ def write_linear_dng(path: str | Path, camera48: np.ndarray, *, color: ColorMeta
     def read(y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
         v = np.asarray(camera48[:, y0:y1, x0:x1], dtype=np.float32).transpose(1, 2, 0)
         v = np.nan_to_num(v, nan=0.0, posinf=0.0, neginf=0.0)
-        v = np.clip(v * gain, 0.0, _UINT16_WHITE if fmt == "uint16" else 1.0)
-        if fmt == "uint16":
-            return np.rint(v).astype(np.uint16)
-        return v.astype(out_dtype)
+        if fmt == "uint16":  # code = black + (white - black) * v / 2**h, black = 0
+            v = np.clip(v * np.float32(_UINT16_WHITE), 0.0, None) / np.float32(scale)
+            return np.rint(np.minimum(v, _UINT16_WHITE)).astype(np.uint16)
+        # float: WhiteLevel 1, stored = v / 2**h (correctly rounded in float32)
+        return np.clip(v / np.float32(scale), 0.0, 1.0).astype(out_dtype)
 
     neutral, note = camera_neutral(color)
     if note:
