@@ -650,7 +650,7 @@ class _RawStorage:
                 native = np.ascontiguousarray(arr, dtype=arr.dtype.newbyteorder("="))
                 pred = imagecodecs.floatpred_encode(native, axis=-2)
                 # libdeflate: zlib-wrapped like zlib itself, about 2.5x faster.
-                return bytes(imagecodecs.deflate_encode(pred, level=6))
+                return bytes(imagecodecs.deflate_encode(pred.tobytes(), level=6))
 
             return deflate
         return lambda i: _raw_bytes(block(i), bo)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import os
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from concurrent.futures import Future, ThreadPoolExecutor
 
 import imagecodecs
@@ -130,7 +130,8 @@ def resolve_threads(threads: int) -> int:
 
 def encode_tiles(n_tiles: int, encode_one: Callable[[int], bytes], *, threads: int = 0,
                  progress: ProgressCallback | None = None,
-                 cancel: CancelToken | None = None, stage: str = "write") -> Iterator[bytes]:
+                 cancel: CancelToken | None = None,
+                 stage: str = "write") -> Generator[bytes, None, None]:
     """Encode ``n_tiles`` chunks in parallel and yield them in index order.
 
     ``encode_one(i)`` builds and encodes chunk ``i`` (it should slice its own input so

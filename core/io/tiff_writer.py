@@ -337,8 +337,8 @@ def write_tiff(handle: BinaryIO, ifd0: Ifd, *, byteorder: ByteOrder = "<") -> in
     # SubIFDs values are known now: patch them into the planned entries' payloads.
     for p in placed:
         if p.ifd.sub_ifds:
-            offsets = [by_id[id(c)].offset for c in p.ifd.sub_ifds]
-            p.entries = [entry(TAG_SUB_IFDS, TiffType.LONG, offsets, byteorder)
+            sub_offsets = [by_id[id(c)].offset for c in p.ifd.sub_ifds]
+            p.entries = [entry(TAG_SUB_IFDS, TiffType.LONG, sub_offsets, byteorder)
                          if e.tag == TAG_SUB_IFDS else e for e in p.entries]
     header = (b"II" if byteorder == "<" else b"MM") + struct.pack(byteorder + "HI", 42, 8)
     handle.write(header)
