@@ -177,10 +177,12 @@ class FixVignetteRadialOpcode:
         if any(abs(v) > MAX_SHADING_GAIN for v in self.k):
             raise ShadingError(f"FixVignetteRadial coefficients {self.k} are implausibly large")
         r2 = np.linspace(0.0, 1.0, 1025)
-        gain = 1.0 + sum(c * r2 ** (i + 1) for i, c in enumerate(self.k))
-        if gain.min() <= 0.0:
+        gain = np.ones_like(r2)
+        for i, c in enumerate(self.k):
+            gain += c * r2 ** (i + 1)
+        if float(gain.min()) <= 0.0:
             raise ShadingError(
-                f"FixVignetteRadial coefficients {self.k} give a gain of {gain.min():.3g} "
+                f"FixVignetteRadial coefficients {self.k} give a gain of {float(gain.min()):.3g} "
                 "inside the image; a vignetting gain must be positive"
             )
 

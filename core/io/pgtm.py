@@ -394,7 +394,7 @@ class _Cols:
         return _Cols(np.broadcast_to(self.b0, shape)[mask], np.broadcast_to(self.b1, shape)[mask],
                      np.broadcast_to(self.xf, shape)[mask])
 
-    def gain_at(self, flat: np.ndarray, n: int, i: np.ndarray) -> np.ndarray:
+    def gain_at(self, flat: np.ndarray, n: int, i: np.ndarray | np.integer) -> np.ndarray:
         """Gain at integer table index ``i`` (clamped to N - 1)."""
         k = np.minimum(i, n - 1)
         g0 = np.take(flat, self.b0 + k)
