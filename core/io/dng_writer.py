@@ -775,6 +775,10 @@ def write_linear_dng(path: str | Path, camera48: np.ndarray, *, color: ColorMeta
         notes.append("non-finite values written as 0")
     h = headroom_ev(finite_max)
     scale = 2.0 ** h
+    if h > 0:
+        notes.append(f"highlights reach {finite_max:.3g}x the RAW clip: stored {h:.4g} EV "
+                     "darker with BaselineExposure raised to match (readers that ignore "
+                     "BaselineExposure show it darker)")
     baseline = color.baseline_exposure_ev + h
 
     fmt = options.sample_format
@@ -884,8 +888,10 @@ def write_bayer_dng(path: str | Path, stored: np.ndarray, *, cfa: CfaPattern,
     """Write an iPhone-like Bayer CFA DNG (the simulator's RAW12).
 
     Shapes/units: stored uint16 (H, W) raw codes as stored, padding columns included;
-    ``cfa`` is the phase of stored pixel (0, 0); ``black`` a scalar or a (2, 2) array per
-    CFA position (BlackLevelRepeatDim 1x1 or 2x2), in raw codes; ``white`` in raw codes.
+    ``cfa`` is the phase of stored pixel (0, 0) (= of the active area's top-left, whose
+    offsets must be even: readers disagree on the origin of CFAPattern and BlackLevel
+    otherwise); ``black`` a scalar or a (2, 2) array per CFA position
+    (BlackLevelRepeatDim 1x1 or 2x2), in raw codes; ``white`` in raw codes.
     ``active_area`` (top, left, bottom, right) in stored pixels; ``default_crop``
     (x, y, w, h) relative to the active area (default: all of it). Opcode lists are
     written verbatim (UNDEFINED) in the raw IFD. Tiles: lossless JPEG, one component,
@@ -893,7 +899,8 @@ def write_bayer_dng(path: str | Path, stored: np.ndarray, *, cfa: CfaPattern,
     an iPhone 15 Pro's 3024x4224 frame; None picks a square tile.
 
     Raises:
-        ShapeError: wrong dtype/shape, codes above ``white`` or 2**bits, bad levels/areas.
+        ShapeError: wrong dtype/shape, codes above 2**bits, bad levels, an active area
+            outside the frame or at odd offsets, a crop outside the active area.
         OutputError, CancelledError: as :func:`write_linear_dng`.
     """
     t0 = time.perf_counter()
@@ -906,6 +913,11 @@ def write_bayer_dng(path: str | Path, stored: np.ndarray, *, cfa: CfaPattern,
     top, left, bottom, right = active_area or (0, 0, height, width)
     if not (0 <= top < bottom <= height and 0 <= left < right <= width):
         raise ShapeError(f"active_area {active_area} outside the {width}x{height} frame")
+    if top % 2 or left % 2:
+        raise ShapeError(f"active_area {active_area} starts at an odd offset; keep the CFA "
+                         "phase (even top and left)")
+    if int(stored.max(initial=0)) >= 1 << bits_per_sample:
+        raise ShapeError(f"stored codes exceed {bits_per_sample} bits")
     cx, cy, cw, ch = default_crop or (0, 0, right - left, bottom - top)
     if cx < 0 or cy < 0 or cw < 1 or ch < 1 or cx + cw > right - left or cy + ch > bottom - top:
         raise ShapeError(f"default_crop {default_crop} outside the active area")
@@ -941,12 +953,12 @@ def write_bayer_dng(path: str | Path, stored: np.ndarray, *, cfa: CfaPattern,
     # Preview: 2x2 superpixels of the active area (R, mean G, B), then box-filtered.
     area = stored[top:bottom, left:right]
     hh, ww = (area.shape[0] // 2) * 2, (area.shape[1] // 2) * 2
-    blk = np.broadcast_to(black_arr, (2, 2)) if black_arr.ndim else np.full((2, 2), black_arr)
-    shifted = cfa.shifted(top % 2, left % 2)
+    blk = np.broadcast_to(black_arr.reshape(-1)[:4].reshape(2, 2) if black_arr.size == 4
+                          else black_arr.reshape(-1)[:1], (2, 2))
     planes = []
     for name in ("R", "Gr", "B"):
-        dy, dx = shifted.plane_offsets()[name]
-        bl = float(blk[(top + dy) % 2, (left + dx) % 2])
+        dy, dx = cfa.plane_offsets()[name]
+        bl = float(blk[dy, dx])
         sub = area[dy:hh:2, dx:ww:2].astype(np.float32)
         planes.append((sub - bl) / max(1.0, white - bl))
     header = _sim_header(color, identity, "Bayer CFA raw", bo)

@@ -298,6 +298,7 @@ def test_headroom_and_baseline_exposure_golden(tmp_path):
     path = tmp_path / "golden.dng"
     info = write_linear_dng(path, img, color=make_color(), identity=IDENTITY)
     assert info.headroom_ev == 1.0 and info.baseline_exposure == pytest.approx(0.7)
+    assert any("1 EV darker" in n for n in info.notes)
     stored = raw_page_array(path)
     assert stored[:, 0, :4].T.tolist() == [[65535] * 3, [32768] * 3, [16384] * 3, [0, 0, 0]]
     with tifffile.TiffFile(path) as tif:
@@ -473,6 +474,18 @@ def test_bayer_dng_reads_back_with_rawpy(tmp_path, pattern, black):
         assert tif.byteorder == ">" and raw_ifd.tags[254].value == 0
         assert raw_ifd.tags[51022].value == b"\x00\x00\x00\x00"
         assert (raw_ifd.tilelength, raw_ifd.tilewidth) == (48, 40)
+
+
+def test_bayer_dng_rejects_odd_active_area_and_wide_codes(tmp_path):
+    stored = np.full((32, 32), 600, np.uint16)
+    common = dict(cfa=CfaPattern.from_name("RGGB"), black=528, white=4095,
+                  color=make_color(), identity=IDENTITY)
+    with pytest.raises(ShapeError, match="odd offset"):
+        write_bayer_dng(tmp_path / "odd.dng", stored, active_area=(1, 0, 31, 32), **common)
+    with pytest.raises(ShapeError, match="12 bits"):
+        write_bayer_dng(tmp_path / "wide.dng", stored | np.uint16(1 << 13),
+                        bits_per_sample=12, **common)
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize("bits", [10, 16])
