@@ -65,8 +65,11 @@ class BaselineResult:
     stats: dict[str, float] = field(default_factory=dict)
 
 
-def _valid_mask(anchor: np.ndarray, predicted: np.ndarray) -> np.ndarray:
-    return ((anchor < CLIP_FRACTION) & (anchor > DARK_FLOOR) & (predicted > DARK_FLOOR)
+def _valid_mask(anchor: np.ndarray, predicted: np.ndarray,
+                unclipped: np.ndarray | None) -> np.ndarray:
+    """Anchor pixels that carry information: unclipped, above the dark floor, finite."""
+    not_clipped = anchor < CLIP_FRACTION if unclipped is None else unclipped
+    return (not_clipped & (anchor > DARK_FLOOR) & (predicted > DARK_FLOOR)
             & (predicted < 64.0) & np.isfinite(predicted))
 
 
@@ -79,15 +82,18 @@ def _check(camera48: np.ndarray, anchor: np.ndarray) -> None:
 
 
 def global_gain(camera48: np.ndarray, anchor: np.ndarray, cfa: CfaPattern, *,
-                percentile: float = 50.0) -> tuple[float, dict[str, float]]:
+                percentile: float = 50.0, unclipped: np.ndarray | None = None,
+                ) -> tuple[float, dict[str, float]]:
     """Robust scalar gain g with anchor ≈ g * F(camera48).
 
     The ``percentile`` of log2(anchor / F(camera48)) over valid pixels (unclipped, above the
-    dark floor). Returns (gain, stats).
+    dark floor). ``unclipped`` (H12, W12) bool marks anchor pixels below the sensor clip
+    (needed once shading has scaled the anchor; default: anchor < 0.97).
+    Returns (gain, stats).
     """
     _check(camera48, anchor)
     predicted = forward_np(camera48, cfa)
-    valid = _valid_mask(anchor, predicted)
+    valid = _valid_mask(anchor, predicted, unclipped)
     n_valid = int(valid.sum())
     if n_valid < 16:
         log.warning("global gain: only %d valid pixels; using gain 1", n_valid)
@@ -100,12 +106,13 @@ def global_gain(camera48: np.ndarray, anchor: np.ndarray, cfa: CfaPattern, *,
                                                                             [75, 25])))}
 
 
-def baseline_global(camera48: np.ndarray, anchor: np.ndarray, cfa: CfaPattern) -> BaselineResult:
+def baseline_global(camera48: np.ndarray, anchor: np.ndarray, cfa: CfaPattern, *,
+                    unclipped: np.ndarray | None = None) -> BaselineResult:
     """Baseline A: Camera48 times one robust scalar gain (see :func:`global_gain`).
 
     Shapes: camera48 (3, H48, W48), anchor (H48/2, W48/2) -> camera48 (3, H48, W48).
     """
-    gain, stats = global_gain(camera48, anchor, cfa)
+    gain, stats = global_gain(camera48, anchor, cfa, unclipped=unclipped)
     out = np.maximum(np.nan_to_num(camera48, nan=0.0, posinf=0.0), 0.0) * np.float32(gain)
     return BaselineResult("global", out.astype(np.float32, copy=False),
                           np.full((1, 1), gain, np.float32), gain,
@@ -113,7 +120,8 @@ def baseline_global(camera48: np.ndarray, anchor: np.ndarray, cfa: CfaPattern) -
 
 
 def gain_field(camera48: np.ndarray, anchor: np.ndarray, cfa: CfaPattern, *,
-               sigma_cells: float = 3.0, cell12: int = 2) -> tuple[np.ndarray, dict[str, float]]:
+               sigma_cells: float = 3.0, cell12: int = 2,
+               unclipped: np.ndarray | None = None) -> tuple[np.ndarray, dict[str, float]]:
     """Low-res log-domain gain field with anchor ≈ g * F(camera48).
 
     Args:
@@ -122,6 +130,8 @@ def gain_field(camera48: np.ndarray, anchor: np.ndarray, cfa: CfaPattern, *,
         cfa: RAW12 pattern.
         sigma_cells: Gaussian smoothing of the log-ratio in cells.
         cell12: cell size on the 12MP grid (even, keeps CFA phase); 2 = one Bayer cell.
+        unclipped: (H12, W12) bool, anchor pixels below the sensor clip (default:
+            anchor < 0.97).
 
     Returns:
         (gain (H12/cell12, W12/cell12) float32, stats). One cell = 2 * cell12 48MP pixels.
@@ -132,19 +142,22 @@ def gain_field(camera48: np.ndarray, anchor: np.ndarray, cfa: CfaPattern, *,
     h12, w12 = anchor.shape
     hc, wc = h12 // cell12, w12 // cell12
     predicted = forward_np(camera48, cfa)
-    valid = _valid_mask(anchor, predicted)
+    valid = _valid_mask(anchor, predicted, unclipped)
     a = np.where(valid, anchor, 0.0)[: hc * cell12, : wc * cell12]
     p = np.where(valid, predicted, 0.0)[: hc * cell12, : wc * cell12]
     v = valid[: hc * cell12, : wc * cell12].astype(np.float32)
     shape4 = (hc, cell12, wc, cell12)
-    a_sum = a.reshape(shape4).sum(axis=(1, 3))
-    p_sum = p.reshape(shape4).sum(axis=(1, 3))
+    # Per-cell least-squares gain g = sum(a p) / sum(p^2): the gain that minimises the
+    # cell's squared anchor error (what anchor PSNR measures); colour-neutral because the
+    # cell holds all four CFA colours.
+    ap = (a * p).reshape(shape4).sum(axis=(1, 3))
+    pp = (p * p).reshape(shape4).sum(axis=(1, 3))
     weight = v.reshape(shape4).mean(axis=(1, 3))
-    # Cells need all their valid pixels to carry weight; ratio of sums is colour-neutral.
-    ok = (a_sum > 0) & (p_sum > 0) & (weight > 0.5)
+    ok = (ap > 0) & (pp > 0) & (weight > 0.5)
     log_ratio = np.zeros((hc, wc), np.float64)
-    log_ratio[ok] = np.log2(a_sum[ok] / p_sum[ok])
-    wgt = np.where(ok, weight * np.sqrt(np.maximum(p_sum, 0)), 0.0)
+    log_ratio[ok] = np.log2(ap[ok] / pp[ok])
+    # Weight by the cell's energy: bright cells pin the gain better (shot noise aside).
+    wgt = np.where(ok, weight * np.sqrt(np.maximum(pp, 0)), 0.0)
     global_log2 = float(np.median(log_ratio[ok])) if ok.any() else 0.0
     # Normalised convolution: cells without data take their neighbours' value, and far
     # from any data the field falls back to the global gain.
@@ -156,7 +169,9 @@ def gain_field(camera48: np.ndarray, anchor: np.ndarray, cfa: CfaPattern, *,
     den_w = ndimage.gaussian_filter(wgt, wide, mode="nearest")
     eps = 1e-6
     coarse = num_w / np.maximum(den_w, eps)
-    conf = den / (den + 0.05 * float(wgt.max(initial=1.0)) + eps)
+    # Confidence 1 wherever the local data weight is at least a quarter of the typical one.
+    typical = float(np.median(wgt[ok])) if ok.any() else 1.0
+    conf = np.clip(den / max(0.25 * typical, eps), 0.0, 1.0)
     field_log2 = global_log2 + conf * (num / np.maximum(den, eps)) + (1 - conf) * coarse
     field_log2 = np.clip(field_log2, -MAX_LOG2_GAIN, MAX_LOG2_GAIN)
     gain = np.exp2(field_log2).astype(np.float32)
@@ -196,12 +211,14 @@ def apply_gain(camera48: np.ndarray, gain48: np.ndarray) -> np.ndarray:
 
 
 def baseline_gain_field(camera48: np.ndarray, anchor: np.ndarray, cfa: CfaPattern, *,
-                        sigma_cells: float = 3.0, cell12: int = 2) -> BaselineResult:
+                        sigma_cells: float = 3.0, cell12: int = 2,
+                        unclipped: np.ndarray | None = None) -> BaselineResult:
     """Baseline B: Camera48 times a smooth gain field fitted to the anchor.
 
     Shapes: camera48 (3, H48, W48), anchor (H48/2, W48/2) -> camera48 (3, H48, W48).
     """
-    gain, stats = gain_field(camera48, anchor, cfa, sigma_cells=sigma_cells, cell12=cell12)
+    gain, stats = gain_field(camera48, anchor, cfa, sigma_cells=sigma_cells, cell12=cell12,
+                             unclipped=unclipped)
     h48, w48 = camera48.shape[1:]
     hc, wc = gain.shape
     # The field covers whole cells; pad the last row/column when sizes are not multiples.
@@ -220,12 +237,12 @@ BASELINES = {
 }
 
 
-def run_baseline(name: str, camera48: np.ndarray, anchor: np.ndarray,
-                 cfa: CfaPattern) -> BaselineResult:
+def run_baseline(name: str, camera48: np.ndarray, anchor: np.ndarray, cfa: CfaPattern, *,
+                 unclipped: np.ndarray | None = None) -> BaselineResult:
     """Run a baseline by name; a bad name lists the valid ones."""
     if name not in BASELINES:
         raise ValueError(f"unknown baseline {name!r}; valid: {', '.join(BASELINES)}")
-    return BASELINES[name](camera48, anchor, cfa)
+    return BASELINES[name](camera48, anchor, cfa, unclipped=unclipped)
 
 
 def log2_gain_range(result: BaselineResult) -> float:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from core.errors import PairMismatchError
-from core.io.pair import shading_for
+from core.io.pair import CLIP_FRACTION, shading_for
 from core.io.proraw48 import read_proraw48
 from core.io.raw12 import read_raw12
 from core.metrics import AnchorMetrics, anchor_metrics
@@ -53,4 +53,6 @@ def evaluate_output(raw12_path: str | Path, output_path: str | Path) -> OutputEv
             expected=(2 * w12, 2 * h12), actual=(camera48.shape[2], camera48.shape[1]))
     gain, _, _ = shading_for(raw12)
     anchor = raw12.mosaic if gain is None else raw12.mosaic * gain
-    return OutputEvaluation(anchor_metrics(camera48, anchor, raw12.cfa), headroom)
+    unclipped = raw12.mosaic < CLIP_FRACTION
+    metrics = anchor_metrics(camera48, anchor, raw12.cfa, mask=unclipped, clip=float("inf"))
+    return OutputEvaluation(metrics, headroom)

@@ -128,6 +128,16 @@ class ConversionResult:
     report: dict[str, Any]
 
 
+def pair_anchor_metrics(camera48: np.ndarray, pair: CapturePair) -> AnchorMetrics:
+    """Anchor metrics with clipping decided on the raw mosaic (before shading scaled it).
+
+    The shading-corrected anchor exceeds 1.0 in the corners without being clipped, so the
+    clip test uses ``pair.unclipped`` instead of a threshold on the anchor.
+    """
+    return anchor_metrics(camera48, pair.anchor, pair.raw12.cfa, mask=pair.unclipped,
+                          clip=float("inf"))
+
+
 def safety_checks(result: BaselineResult, metrics: AnchorMetrics,
                   reference_psnr_db: float | None,
                   thresholds: SafetyThresholds) -> list[SafetyCheck]:
@@ -162,8 +172,9 @@ def choose_method(pair: CapturePair, options: ConvertOptions, *,
     chain = FALLBACK_CHAIN[options.method]
     cfa = pair.raw12.cfa
     progress(Progress("method", 0, len(chain) + 1, "global baseline"))
-    global_result = BASELINES["global"](pair.camera48, pair.anchor, cfa)
-    global_metrics = anchor_metrics(global_result.camera48, pair.anchor, cfa)
+    mask = pair.unclipped
+    global_result = BASELINES["global"](pair.camera48, pair.anchor, cfa, unclipped=mask)
+    global_metrics = pair_anchor_metrics(global_result.camera48, pair)
     token.raise_if_cancelled()
     all_checks: dict[str, list[SafetyCheck]] = {}
     reasons: list[str] = []
@@ -175,8 +186,8 @@ def choose_method(pair: CapturePair, options: ConvertOptions, *,
             return global_result, global_metrics, MethodDecision(options.method, name, reason,
                                                                  all_checks)
         progress(Progress("method", i + 1, len(chain) + 1, name))
-        result = BASELINES[name](pair.camera48, pair.anchor, cfa)
-        metrics = anchor_metrics(result.camera48, pair.anchor, cfa)
+        result = BASELINES[name](pair.camera48, pair.anchor, cfa, unclipped=mask)
+        metrics = pair_anchor_metrics(result.camera48, pair)
         token.raise_if_cancelled()
         checks = safety_checks(result, metrics, global_metrics.psnr_db, options.thresholds)
         all_checks[name] = checks

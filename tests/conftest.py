@@ -32,6 +32,6 @@ def sim_pair_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from core.simulate.pair import SimConfig, simulate_pair, write_pair
 
     folder = tmp_path_factory.mktemp("simpair")
-    cfg = SimConfig(scene="backlit", w12=128, h12=96, cfa="BGGR", seed=3, ltm="blur_ltm")
+    cfg = SimConfig(scene="backlit", w12=128, h12=96, cfa="BGGR", seed=3, ltm="blur")
     write_pair(simulate_pair(cfg), folder)
     return folder

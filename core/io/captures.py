@@ -156,6 +156,8 @@ class CapturePair:
             (Camera48 scale), before any exposure matching.
         wb_gains: (3,) white-balance gains from RAW12 (green = 1): working = camera * gains.
         color_transform: (3, 3) matrix used, camera48 = M @ proraw_linear.
+        unclipped: (H12, W12) bool, anchor pixels below the sensor clip (decided on the
+            raw mosaic, before shading scaled it).
         shading_applied: names of the shading opcodes applied to the anchor.
         notes: human-readable remarks gathered while pairing.
     """
@@ -166,6 +168,7 @@ class CapturePair:
     camera48: np.ndarray
     wb_gains: np.ndarray
     color_transform: np.ndarray
+    unclipped: np.ndarray | None = None
     shading_applied: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)

@@ -28,6 +28,9 @@ from core.progress import CancelToken, Progress, ProgressCallback, no_progress
 
 log = logging.getLogger(__name__)
 
+#: Mosaic12 values at or above this fraction of the clip count as clipped.
+CLIP_FRACTION = 0.97
+
 
 def check_pair_sizes(raw12: RawCapture, proraw48: ProRawCapture) -> None:
     """ProRAW48 must be exactly twice RAW12 in both axes (after crops).
@@ -63,8 +66,8 @@ def shading_for(raw12: RawCapture) -> tuple[np.ndarray | None, tuple[str, ...], 
             elif isinstance(op, FixVignetteRadialOpcode):
                 applied.append(f"OpcodeList{ol.list_id}:FixVignetteRadial")
         for name in unsupported_mandatory(ol):
-            notes.append(f"OpcodeList{ol.list_id} has mandatory opcode {name}, not applied to "
-                         "the anchor (geometry is handled by registration)")
+            notes.append(f"mandatory opcode {name} not applied to the anchor (geometry is "
+                         "handled by registration)")
     if not applied:
         return None, (), tuple(notes)
     top, left, bottom, right = raw12.active_area
@@ -125,6 +128,7 @@ def load_pair(raw12_path: str | Path, proraw48_path: str | Path, *,
         camera48=camera48,
         wb_gains=wb_gains(raw12.color),
         color_transform=mapping.matrix,
+        unclipped=raw12.mosaic < CLIP_FRACTION,
         shading_applied=applied,
         notes=tuple(notes),
     )

@@ -74,7 +74,8 @@ class SimConfig:
         w12, h12: RAW12 size in pixels (even); ProRAW48 is twice in each axis.
         cfa: RAW12 pattern (``BGGR`` main camera, ``RGGB`` others).
         seed: RNG seed; everything is deterministic for a seed.
-        exposure: scene scale (1.0 = the scene builder's own exposure).
+        exposure: scale on top of auto-exposure (1.0 = the 99th percentile of the RAW
+            mosaic at 80 % of the clip; 2.0 = one stop over).
         ltm: LTM operator name, or ``"random"``.
         ltm_strength: operator strength (1.0 = typical Apple-like).
         ltm_mode: where the tone mapping goes: baked into ProRAW pixels, expressed as a
@@ -185,6 +186,17 @@ def encode_with_table(linear01: np.ndarray, table: np.ndarray) -> np.ndarray:
     return np.where(pick_lower, lower, idx).astype(np.uint16)
 
 
+def auto_exposure(camera48: np.ndarray, cfa: CfaPattern, *, percentile: float = 99.0,
+                  target: float = 0.8) -> float:
+    """Exposure scale a camera's auto-exposure would pick: the ``percentile`` of the
+    noise-free RAW12 mosaic lands at ``target`` of the clip, so only small light sources
+    (sun, lamps, point lights: under 1 % of the frame) clip."""
+    from core.forward import forward_np
+
+    level = float(np.percentile(forward_np(camera48, cfa)[::3, ::3], percentile))
+    return target / level if level > 0 else 1.0
+
+
 def _vignetting_opcodes(cfg: SimConfig, h12: int, w12: int) -> OpcodeList | None:
     if cfg.vignetting == "none" or cfg.vignetting_strength <= 0:
         return None
@@ -228,7 +240,8 @@ def simulate_pair(cfg: SimConfig) -> SimulatedPair:
     neutral = np.asarray(cfg.neutral, dtype=np.float64)
     neutral = neutral / neutral[1]
     scene = scenes.make_scene(cfg.scene, h48, w48, seed=cfg.seed)
-    truth = (scene * (cfg.exposure * neutral)[:, None, None]).astype(np.float32)
+    truth = (scene * neutral[:, None, None]).astype(np.float32)
+    truth *= np.float32(cfg.exposure * auto_exposure(truth, cfa))
 
     # RAW12: quad-Bayer photosites with noise, 2x2 binning, vignetting, clipping, codes.
     quad = remosaic_quad(truth, cfa)
