@@ -68,41 +68,50 @@ def main() -> None:
     args = parser.parse_args()
 
     color = ColorMetadata(
-        color_matrix1=np.eye(3), color_matrix2=np.eye(3), calibration_illuminant1=17,
-        calibration_illuminant2=21, as_shot_neutral=np.array([0.45, 1.0, 0.55]))
-    identity = CameraIdentity(make="Apple", model="iPhone 15 Pro",
-                              unique_camera_model="iPhone16,1 back camera")
+        color_matrix1=np.eye(3),
+        color_matrix2=np.eye(3),
+        calibration_illuminant1=17,
+        calibration_illuminant2=21,
+        as_shot_neutral=np.array([0.45, 1.0, 0.55]),
+    )
+    identity = CameraIdentity(
+        make="Apple", model="iPhone 15 Pro", unique_camera_model="iPhone16,1 back camera"
+    )
     t0 = time.perf_counter()
     img = smooth_image(args.height, args.width)
-    print(f"image {args.width}x{args.height}, built in {time.perf_counter() - t0:.1f} s; "
-          f"threads={args.threads or os.cpu_count()}")
+    print(
+        f"image {args.width}x{args.height}, built in {time.perf_counter() - t0:.1f} s; "
+        f"threads={args.threads or os.cpu_count()}"
+    )
     codes = np.rint(np.clip(img, 0, 1) * 65535).astype(np.uint16).transpose(1, 2, 0).copy()
     mb = codes.nbytes / 1e6
 
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         folder = Path(tmp)
         ref = min(reference_seconds(codes, folder) for _ in range(args.repeat))
-        print(f"{'reference np.save':<22} {ref:7.2f} s {mb / ref:8.0f} MB/s   1.00x "
-              f"{codes.nbytes / 1e6:8.0f} MB")
+        print(
+            f"{'reference np.save':<22} {ref:7.2f} s {mb / ref:8.0f} MB/s   1.00x "
+            f"{codes.nbytes / 1e6:8.0f} MB"
+        )
         cases = {
             "uint16 ljpeg-tiles": DngWriteOptions(threads=args.threads),
             "uint16 strips": DngWriteOptions(layout="strips", threads=args.threads),
-            "float32 deflate-tiles": DngWriteOptions(sample_format="float32",
-                                                     threads=args.threads),
-            "float16 deflate-tiles": DngWriteOptions(sample_format="float16",
-                                                     threads=args.threads),
+            "float32 deflate-tiles": DngWriteOptions(sample_format="float32", threads=args.threads),
+            "float16 deflate-tiles": DngWriteOptions(sample_format="float16", threads=args.threads),
         }
         for name, options in cases.items():
             best = None
             for _ in range(args.repeat):
-                info = write_linear_dng(folder / "bench.dng", img, color=color,
-                                        identity=identity, options=options)
-                best = info if best is None or info.encode_seconds < best.encode_seconds \
-                    else best
+                info = write_linear_dng(
+                    folder / "bench.dng", img, color=color, identity=identity, options=options
+                )
+                best = info if best is None or info.encode_seconds < best.encode_seconds else best
             assert best is not None
             dt = best.encode_seconds
-            print(f"{name:<22} {dt:7.2f} s {mb / dt:8.0f} MB/s {dt / ref:6.2f}x "
-                  f"{best.bytes_written / 1e6:8.0f} MB  (tile {best.tile_size})")
+            print(
+                f"{name:<22} {dt:7.2f} s {mb / dt:8.0f} MB/s {dt / ref:6.2f}x "
+                f"{best.bytes_written / 1e6:8.0f} MB  (tile {best.tile_size})"
+            )
 
 
 if __name__ == "__main__":

@@ -191,8 +191,9 @@ class DngWriteOptions:
         _check_choice("layout", self.layout, _LAYOUTS)
         _check_choice("byteorder", self.byteorder, _BYTEORDERS)
         if self.tile_size is not None and (self.tile_size < 16 or self.tile_size % 16):
-            raise ConfigError(f"tile_size must be a positive multiple of 16 (TIFF), got "
-                              f"{self.tile_size}")
+            raise ConfigError(
+                f"tile_size must be a positive multiple of 16 (TIFF), got {self.tile_size}"
+            )
         if self.preview_long_side < 16:
             raise ConfigError(f"preview_long_side must be >= 16, got {self.preview_long_side}")
         if self.threads < 0:
@@ -272,8 +273,9 @@ def choose_tile_size(height: int, width: int) -> int:
     336); else the common divisor in 64..1024 closest to 384 (448x336 -> 112); else 256
     (or less for a small image) with padded partial edge tiles.
     """
-    common = [t for t in range(16, min(height, width) + 1, 16)
-              if height % t == 0 and width % t == 0]
+    common = [
+        t for t in range(16, min(height, width) + 1, 16) if height % t == 0 and width % t == 0
+    ]
     preferred = [t for t in common if 256 <= t <= 512]
     if preferred:
         return max(preferred)
@@ -297,8 +299,9 @@ def _matrix(value: np.ndarray | None, name: str) -> np.ndarray | None:
     return arr.reshape(3, 3)
 
 
-def _vector3(value: np.ndarray | Sequence[float] | None, name: str, *,
-             positive: bool = True) -> np.ndarray | None:
+def _vector3(
+    value: np.ndarray | Sequence[float] | None, name: str, *, positive: bool = True
+) -> np.ndarray | None:
     if value is None:
         return None
     arr = np.asarray(value, dtype=np.float64).ravel()
@@ -323,15 +326,22 @@ def camera_neutral(color: ColorMetadata) -> tuple[np.ndarray, str]:
         return given, ""
     cm1 = _matrix(color.color_matrix1, "color_matrix1")
     cm2 = _matrix(color.color_matrix2, "color_matrix2")
-    cm = cm2 if (cm2 is not None and (color.calibration_illuminant2 == 21
-                                      or color.calibration_illuminant1 != 21)) else cm1
+    cm = (
+        cm2
+        if (
+            cm2 is not None
+            and (color.calibration_illuminant2 == 21 or color.calibration_illuminant1 != 21)
+        )
+        else cm1
+    )
     if cm is None:
         return np.ones(3), "no AsShotNeutral and no ColorMatrix: wrote AsShotNeutral 1 1 1"
     x, y = color.as_shot_white_xy or _D65_XY
     xyz = np.array([x / y, 1.0, (1.0 - x - y) / y])
     cam = cm @ xyz
-    cc = _matrix(color.camera_calibration2 if cm is cm2 else color.camera_calibration1,
-                 "camera_calibration")
+    cc = _matrix(
+        color.camera_calibration2 if cm is cm2 else color.camera_calibration1, "camera_calibration"
+    )
     if cc is not None:
         cam = cc @ cam
     ab = _vector3(color.analog_balance, "analog_balance")
@@ -351,8 +361,9 @@ def _provenance_json(provenance: Mapping[str, Any]) -> str:
             return obj.tolist()
         return str(obj)
 
-    return json.dumps(dict(provenance), sort_keys=True, default=default,
-                      allow_nan=False, ensure_ascii=True)
+    return json.dumps(
+        dict(provenance), sort_keys=True, default=default, allow_nan=False, ensure_ascii=True
+    )
 
 
 def xmp_packet(provenance: Mapping[str, Any] | None, software: str) -> bytes:
@@ -363,8 +374,10 @@ def xmp_packet(provenance: Mapping[str, Any] | None, software: str) -> bytes:
     """
     prop = ""
     if provenance is not None:
-        prop = (f"\n   <linear48:{_XMP_PROPERTY}>"
-                f"{escape(_provenance_json(provenance))}</linear48:{_XMP_PROPERTY}>")
+        prop = (
+            f"\n   <linear48:{_XMP_PROPERTY}>"
+            f"{escape(_provenance_json(provenance))}</linear48:{_XMP_PROPERTY}>"
+        )
     text = (
         '<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>\n'
         '<x:xmpmeta xmlns:x="adobe:ns:meta/">\n'
@@ -415,15 +428,13 @@ def read_provenance(path: str | Path) -> dict[str, Any] | None:
     try:
         value = json.loads(node.text)
     except json.JSONDecodeError as err:
-        raise CorruptDataError(f"the Linear48 provenance is not valid JSON ({err})", p) \
-            from err
+        raise CorruptDataError(f"the Linear48 provenance is not valid JSON ({err})", p) from err
     if not isinstance(value, dict):
         raise CorruptDataError("the Linear48 provenance is not a JSON object", p)
     return value
 
 
-def _level_entry(tag: Tag, values: np.ndarray, bo: ByteOrder, *,
-                 allow_rational: bool) -> Entry:
+def _level_entry(tag: Tag, values: np.ndarray, bo: ByteOrder, *, allow_rational: bool) -> Entry:
     """BlackLevel/WhiteLevel as SHORT or LONG when integral, else RATIONAL."""
     vals = np.asarray(values, dtype=np.float64).ravel()
     if not np.all(np.isfinite(vals)) or np.any(vals < 0):
@@ -466,26 +477,32 @@ def _ifd0_entries(h: _Header, bo: ByteOrder) -> list[Entry]:
         ascii_entry(Tag.SOFTWARE, _ascii(h.software), bo),
         entry(Tag.DNG_VERSION, TiffType.BYTE, h.dng_version, bo),
         entry(Tag.DNG_BACKWARD_VERSION, TiffType.BYTE, h.backward_version, bo),
-        ascii_entry(Tag.UNIQUE_CAMERA_MODEL,
-                    _ascii(ident.unique_camera_model or
-                           f"{ident.make} {ident.model}".strip()) or "Unknown", bo),
+        ascii_entry(
+            Tag.UNIQUE_CAMERA_MODEL,
+            _ascii(ident.unique_camera_model or f"{ident.make} {ident.model}".strip()) or "Unknown",
+            bo,
+        ),
         entry(Tag.AS_SHOT_NEUTRAL, TiffType.RATIONAL, h.neutral, bo),
         entry(Tag.BASELINE_EXPOSURE, TiffType.SRATIONAL, h.baseline_exposure, bo),
     ]
     if h.xmp is not None:
         out.append(bytes_entry(Tag.XMP, h.xmp, bo, TiffType.BYTE))
     matrices = [
-        (Tag.COLOR_MATRIX1, c.color_matrix1), (Tag.COLOR_MATRIX2, c.color_matrix2),
+        (Tag.COLOR_MATRIX1, c.color_matrix1),
+        (Tag.COLOR_MATRIX2, c.color_matrix2),
         (Tag.CAMERA_CALIBRATION1, c.camera_calibration1),
         (Tag.CAMERA_CALIBRATION2, c.camera_calibration2),
-        (Tag.FORWARD_MATRIX1, c.forward_matrix1), (Tag.FORWARD_MATRIX2, c.forward_matrix2),
+        (Tag.FORWARD_MATRIX1, c.forward_matrix1),
+        (Tag.FORWARD_MATRIX2, c.forward_matrix2),
     ]
     for tag, mat in matrices:
         m = _matrix(mat, tag.name)
         if m is not None:
             out.append(entry(tag, TiffType.SRATIONAL, m, bo))
-    for tag, ill in ((Tag.CALIBRATION_ILLUMINANT1, c.calibration_illuminant1),
-                     (Tag.CALIBRATION_ILLUMINANT2, c.calibration_illuminant2)):
+    for tag, ill in (
+        (Tag.CALIBRATION_ILLUMINANT1, c.calibration_illuminant1),
+        (Tag.CALIBRATION_ILLUMINANT2, c.calibration_illuminant2),
+    ):
         if ill is not None:
             out.append(entry(tag, TiffType.SHORT, ill, bo))
     ab = _vector3(c.analog_balance, "analog_balance")
@@ -536,7 +553,7 @@ def _downsample(planes: np.ndarray, long_side: int) -> np.ndarray:
     h, w = max(1, hh // block), max(1, ww // block)
     if hh < block or ww < block:  # tiny image: plain subsampling
         return planes[:, ::block, ::block].astype(np.float32)
-    sub = planes[:, :h * block:step, :w * block:step].astype(np.float32)
+    sub = planes[:, : h * block : step, : w * block : step].astype(np.float32)
     return sub.reshape(planes.shape[0], h, k, w, k).mean(axis=(2, 4))
 
 
@@ -550,7 +567,7 @@ def render_preview(linear_rgb: np.ndarray, neutral: np.ndarray, exposure_ev: flo
     """
     gains = (neutral[1] / np.asarray(neutral, dtype=np.float64)).astype(np.float32)
     v = np.nan_to_num(linear_rgb, nan=0.0, posinf=1.0, neginf=0.0)
-    v = v * gains[:, None, None] * np.float32(2.0 ** exposure_ev)
+    v = v * gains[:, None, None] * np.float32(2.0**exposure_ev)
     v = np.clip(v, 0.0, 1.0) ** np.float32(1 / 2.2)
     return np.ascontiguousarray(np.rint(v * 255).astype(np.uint8).transpose(1, 2, 0))
 
@@ -596,8 +613,7 @@ class _RawStorage:
             return y0, min(y0 + self.rows_per_strip, self.height), 0, self.width
         th, tw = self.tile_shape
         ty, tx = divmod(i, math.ceil(self.width / tw))
-        return (ty * th, min((ty + 1) * th, self.height), tx * tw,
-                min((tx + 1) * tw, self.width))
+        return (ty * th, min((ty + 1) * th, self.height), tx * tw, min((tx + 1) * tw, self.width))
 
     def entries(self, bo: ByteOrder) -> list[Entry]:
         """The structural tags of the raw IFD (size, samples, compression, tiling)."""
@@ -670,10 +686,20 @@ def _strip_rows(height: int, width: int, samples: int, bytes_per_sample: int) ->
 # --------------------------------------------------------------------------- assembly
 
 
-def _write_dng(path: str | Path, *, header: _Header, preview: np.ndarray,
-               storage: _RawStorage, read: RegionReader, raw_tags: list[Entry],
-               byteorder: ByteOrder, overwrite: bool, threads: int,
-               progress: ProgressCallback | None, cancel: CancelToken | None) -> int:
+def _write_dng(
+    path: str | Path,
+    *,
+    header: _Header,
+    preview: np.ndarray,
+    storage: _RawStorage,
+    read: RegionReader,
+    raw_tags: list[Entry],
+    byteorder: ByteOrder,
+    overwrite: bool,
+    threads: int,
+    progress: ProgressCallback | None,
+    cancel: CancelToken | None,
+) -> int:
     """Assemble IFD0 (preview + header) and SubIFD0 (raw) and write them atomically.
 
     Returns the file size in bytes. Raises CancelledError / OutputError unchanged; a
@@ -681,28 +707,37 @@ def _write_dng(path: str | Path, *, header: _Header, preview: np.ndarray,
     """
     if cancel is not None:
         cancel.raise_if_cancelled()
-    chunks = encode_tiles(storage.n_chunks, storage.encoder(read, byteorder), threads=threads,
-                          progress=progress, cancel=cancel, stage="write")
+    chunks = encode_tiles(
+        storage.n_chunks,
+        storage.encoder(read, byteorder),
+        threads=threads,
+        progress=progress,
+        cancel=cancel,
+        stage="write",
+    )
     with closing(chunks):
-        raw_ifd = Ifd(storage.entries(byteorder) + raw_tags,
-                      ImageData("tiles" if storage.tile_shape else "strips",
-                                storage.n_chunks, chunks))
+        raw_ifd = Ifd(
+            storage.entries(byteorder) + raw_tags,
+            ImageData("tiles" if storage.tile_shape else "strips", storage.n_chunks, chunks),
+        )
         ifd0 = _preview_ifd(preview, header, byteorder, raw_ifd)
         with atomic_write(path, overwrite=overwrite) as handle:
             try:
                 return write_tiff(handle, ifd0, byteorder=byteorder)
             except OSError as err:
-                raise OutputError(f"cannot write {Path(path).name}: {err.strerror or err}") \
-                    from err
+                raise OutputError(f"cannot write {Path(path).name}: {err.strerror or err}") from err
 
 
 def _crop_entries(origin: tuple[int, int], size: tuple[int, int], bo: ByteOrder) -> list[Entry]:
-    return [entry(Tag.DEFAULT_CROP_ORIGIN, TiffType.LONG, origin, bo),
-            entry(Tag.DEFAULT_CROP_SIZE, TiffType.LONG, size, bo)]
+    return [
+        entry(Tag.DEFAULT_CROP_ORIGIN, TiffType.LONG, origin, bo),
+        entry(Tag.DEFAULT_CROP_SIZE, TiffType.LONG, size, bo),
+    ]
 
 
-def _noise_profile_entry(profile: tuple[float, ...] | None, scale: float,
-                         bo: ByteOrder) -> list[Entry]:
+def _noise_profile_entry(
+    profile: tuple[float, ...] | None, scale: float, bo: ByteOrder
+) -> list[Entry]:
     """NoiseProfile (S, O pairs) for data divided by ``scale``: S/scale, O/scale**2."""
     if not profile:
         return []
@@ -727,12 +762,17 @@ def _check_writable(path: str | Path, overwrite: bool) -> Path:
 # --------------------------------------------------------------------------- Linear48 output
 
 
-def write_linear_dng(path: str | Path, camera48: np.ndarray, *, color: ColorMetadata,
-                     identity: CameraIdentity,
-                     options: DngWriteOptions = DngWriteOptions(),
-                     provenance: Mapping[str, Any] | None = None,
-                     progress: ProgressCallback | None = None,
-                     cancel: CancelToken | None = None) -> DngWriteInfo:
+def write_linear_dng(
+    path: str | Path,
+    camera48: np.ndarray,
+    *,
+    color: ColorMetadata,
+    identity: CameraIdentity,
+    options: DngWriteOptions = DngWriteOptions(),
+    provenance: Mapping[str, Any] | None = None,
+    progress: ProgressCallback | None = None,
+    cancel: CancelToken | None = None,
+) -> DngWriteInfo:
     """Write Camera48 as a 48MP scene-linear LinearRaw DNG (DESIGN §7).
 
     Shapes/units: camera48 float (3, H, W), linear camera-native RGB, not white balanced,
@@ -763,8 +803,9 @@ def write_linear_dng(path: str | Path, camera48: np.ndarray, *, color: ColorMeta
     if height < 1 or width < 1:
         raise ShapeError(f"camera48 is empty: {camera48.shape}")
     if color.color_matrix1 is None:
-        raise ConfigError("color.color_matrix1 is required: DNG readers cannot render "
-                          "without a ColorMatrix1")
+        raise ConfigError(
+            "color.color_matrix1 is required: DNG readers cannot render without a ColorMatrix1"
+        )
     out_path = _check_writable(path, options.overwrite)
     bo = options.byteorder
     notes: list[str] = []
@@ -774,11 +815,13 @@ def write_linear_dng(path: str | Path, camera48: np.ndarray, *, color: ColorMeta
         finite_max = float(np.max(np.where(np.isfinite(camera48), camera48, 0.0), initial=0.0))
         notes.append("non-finite values written as 0")
     h = headroom_ev(finite_max)
-    scale = 2.0 ** h
+    scale = 2.0**h
     if h > 0:
-        notes.append(f"highlights reach {finite_max:.3g}x the RAW clip: stored {h:.4g} EV "
-                     "darker with BaselineExposure raised to match (readers that ignore "
-                     "BaselineExposure show it darker)")
+        notes.append(
+            f"highlights reach {finite_max:.3g}x the RAW clip: stored {h:.4g} EV "
+            "darker with BaselineExposure raised to match (readers that ignore "
+            "BaselineExposure show it darker)"
+        )
     baseline = color.baseline_exposure_ev + h
 
     fmt = options.sample_format
@@ -796,9 +839,15 @@ def write_linear_dng(path: str | Path, camera48: np.ndarray, *, color: ColorMeta
     tiled = options.layout == "ljpeg-tiles"
     tile = (options.tile_size or choose_tile_size(height, width)) if tiled else None
     storage = _RawStorage(
-        height, width, 3, bits, sample_format, compression,
+        height,
+        width,
+        3,
+        bits,
+        sample_format,
+        compression,
         (tile, tile) if tile else None,
-        0 if tiled else _strip_rows(height, width, 3, out_dtype.itemsize))
+        0 if tiled else _strip_rows(height, width, 3, out_dtype.itemsize),
+    )
 
     def read(y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
         v = np.asarray(camera48[:, y0:y1, x0:x1], dtype=np.float32).transpose(1, 2, 0)
@@ -815,13 +864,19 @@ def write_linear_dng(path: str | Path, camera48: np.ndarray, *, color: ColorMeta
         logger.info("%s: %s", out_path.name, note)
     software = f"Linear48 {software_version()}"
     header = _Header(
-        color=color, identity=identity, software=software,
-        description=(f"Linear48 scene-linear camera RGB, not white balanced; "
-                     f"{h:.4g} EV headroom"),
-        baseline_exposure=baseline, dng_version=(1, 4, 0, 0), backward_version=dng_backward,
-        xmp=xmp_packet(provenance, software), neutral=neutral)
-    preview = render_preview(_downsample(camera48, options.preview_long_side), neutral,
-                             color.baseline_exposure_ev)
+        color=color,
+        identity=identity,
+        software=software,
+        description=(f"Linear48 scene-linear camera RGB, not white balanced; {h:.4g} EV headroom"),
+        baseline_exposure=baseline,
+        dng_version=(1, 4, 0, 0),
+        backward_version=dng_backward,
+        xmp=xmp_packet(provenance, software),
+        neutral=neutral,
+    )
+    preview = render_preview(
+        _downsample(camera48, options.preview_long_side), neutral, color.baseline_exposure_ev
+    )
     white = [1] * 3 if fmt != "uint16" else [_UINT16_WHITE] * 3
     raw_tags = [
         entry(Tag.BLACK_LEVEL, TiffType.SHORT, [0, 0, 0], bo),
@@ -829,30 +884,55 @@ def write_linear_dng(path: str | Path, camera48: np.ndarray, *, color: ColorMeta
         *_crop_entries((0, 0), (width, height), bo),
         *_noise_profile_entry(color.noise_profile, scale, bo),
     ]
-    size = _write_dng(out_path, header=header, preview=preview, storage=storage, read=read,
-                      raw_tags=raw_tags, byteorder=bo, overwrite=options.overwrite,
-                      threads=options.threads, progress=progress, cancel=cancel)
+    size = _write_dng(
+        out_path,
+        header=header,
+        preview=preview,
+        storage=storage,
+        read=read,
+        raw_tags=raw_tags,
+        byteorder=bo,
+        overwrite=options.overwrite,
+        threads=options.threads,
+        progress=progress,
+        cancel=cancel,
+    )
     return DngWriteInfo(
-        path=out_path, height=height, width=width, sample_format=fmt,
-        layout=storage.layout_name, tile_size=tile, headroom_ev=h,
-        baseline_exposure=baseline, bytes_written=size,
-        encode_seconds=time.perf_counter() - t0, notes=tuple(notes))
+        path=out_path,
+        height=height,
+        width=width,
+        sample_format=fmt,
+        layout=storage.layout_name,
+        tile_size=tile,
+        headroom_ev=h,
+        baseline_exposure=baseline,
+        bytes_written=size,
+        encode_seconds=time.perf_counter() - t0,
+        notes=tuple(notes),
+    )
 
 
 # --------------------------------------------------------------------------- simulator
 
 
-def _sim_header(color: ColorMetadata, identity: CameraIdentity, description: str,
-                bo: ByteOrder) -> _Header:
+def _sim_header(
+    color: ColorMetadata, identity: CameraIdentity, description: str, bo: ByteOrder
+) -> _Header:
     """IFD0 content of a simulated camera file: the camera's own Software, DNG version and
     ProfileToneCurve (which Linear48's output never carries)."""
     neutral, _ = camera_neutral(color)
     return _Header(
-        color=color, identity=identity,
+        color=color,
+        identity=identity,
         software=identity.software or f"Linear48 {software_version()} simulator",
-        description=description, baseline_exposure=color.baseline_exposure_ev,
-        dng_version=identity.dng_version or (1, 4, 0, 0), backward_version=(1, 1, 0, 0),
-        xmp=None, neutral=neutral, extra=tuple(_tone_curve_entry(color, bo)))
+        description=description,
+        baseline_exposure=color.baseline_exposure_ev,
+        dng_version=identity.dng_version or (1, 4, 0, 0),
+        backward_version=(1, 1, 0, 0),
+        xmp=None,
+        neutral=neutral,
+        extra=tuple(_tone_curve_entry(color, bo)),
+    )
 
 
 def _tone_curve_entry(color: ColorMetadata, bo: ByteOrder) -> list[Entry]:
@@ -874,17 +954,28 @@ def _sim_tile_shape(tile_shape: tuple[int, int] | None, h: int, w: int) -> tuple
     return (th, tw)
 
 
-def write_bayer_dng(path: str | Path, stored: np.ndarray, *, cfa: CfaPattern,
-                    black: float | np.ndarray, white: int, color: ColorMetadata,
-                    identity: CameraIdentity,
-                    active_area: tuple[int, int, int, int] | None = None,
-                    default_crop: tuple[int, int, int, int] | None = None,
-                    opcode_list2: bytes | None = None, opcode_list3: bytes | None = None,
-                    tile_shape: tuple[int, int] | None = None, byteorder: ByteOrder = ">",
-                    bits_per_sample: int = 16, preview_long_side: int = 256,
-                    overwrite: bool = True, threads: int = 0,
-                    progress: ProgressCallback | None = None,
-                    cancel: CancelToken | None = None) -> DngWriteInfo:
+def write_bayer_dng(
+    path: str | Path,
+    stored: np.ndarray,
+    *,
+    cfa: CfaPattern,
+    black: float | np.ndarray,
+    white: int,
+    color: ColorMetadata,
+    identity: CameraIdentity,
+    active_area: tuple[int, int, int, int] | None = None,
+    default_crop: tuple[int, int, int, int] | None = None,
+    opcode_list2: bytes | None = None,
+    opcode_list3: bytes | None = None,
+    tile_shape: tuple[int, int] | None = None,
+    byteorder: ByteOrder = ">",
+    bits_per_sample: int = 16,
+    preview_long_side: int = 256,
+    overwrite: bool = True,
+    threads: int = 0,
+    progress: ProgressCallback | None = None,
+    cancel: CancelToken | None = None,
+) -> DngWriteInfo:
     """Write an iPhone-like Bayer CFA DNG (the simulator's RAW12).
 
     Shapes/units: stored uint16 (H, W) raw codes as stored, padding columns included;
@@ -905,8 +996,10 @@ def write_bayer_dng(path: str | Path, stored: np.ndarray, *, cfa: CfaPattern,
     """
     t0 = time.perf_counter()
     if not isinstance(stored, np.ndarray) or stored.ndim != 2 or stored.dtype != np.uint16:
-        raise ShapeError(f"stored must be a uint16 (H, W) array, got "
-                         f"{getattr(stored, 'dtype', None)} {getattr(stored, 'shape', None)}")
+        raise ShapeError(
+            f"stored must be a uint16 (H, W) array, got "
+            f"{getattr(stored, 'dtype', None)} {getattr(stored, 'shape', None)}"
+        )
     height, width = stored.shape
     if not 2 <= bits_per_sample <= 16 or not 0 < white < (1 << bits_per_sample):
         raise ShapeError(f"white {white} does not fit {bits_per_sample}-bit samples")
@@ -914,8 +1007,10 @@ def write_bayer_dng(path: str | Path, stored: np.ndarray, *, cfa: CfaPattern,
     if not (0 <= top < bottom <= height and 0 <= left < right <= width):
         raise ShapeError(f"active_area {active_area} outside the {width}x{height} frame")
     if top % 2 or left % 2:
-        raise ShapeError(f"active_area {active_area} starts at an odd offset; keep the CFA "
-                         "phase (even top and left)")
+        raise ShapeError(
+            f"active_area {active_area} starts at an odd offset; keep the CFA "
+            "phase (even top and left)"
+        )
     if int(stored.max(initial=0)) >= 1 << bits_per_sample:
         raise ShapeError(f"stored codes exceed {bits_per_sample} bits")
     cx, cy, cw, ch = default_crop or (0, 0, right - left, bottom - top)
@@ -927,8 +1022,15 @@ def write_bayer_dng(path: str | Path, stored: np.ndarray, *, cfa: CfaPattern,
     repeat = (2, 2) if black_arr.shape == (2, 2) else (1, 1)
     _check_writable(path, overwrite)
     bo = byteorder
-    storage = _RawStorage(height, width, 1, bits_per_sample, 1, Compression.LJPEG,
-                          _sim_tile_shape(tile_shape, height, width))
+    storage = _RawStorage(
+        height,
+        width,
+        1,
+        bits_per_sample,
+        1,
+        Compression.LJPEG,
+        _sim_tile_shape(tile_shape, height, width),
+    )
 
     def read(y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
         return stored[y0:y1, x0:x1]
@@ -953,8 +1055,12 @@ def write_bayer_dng(path: str | Path, stored: np.ndarray, *, cfa: CfaPattern,
     # Preview: 2x2 superpixels of the active area (R, mean G, B), then box-filtered.
     area = stored[top:bottom, left:right]
     hh, ww = (area.shape[0] // 2) * 2, (area.shape[1] // 2) * 2
-    blk = np.broadcast_to(black_arr.reshape(-1)[:4].reshape(2, 2) if black_arr.size == 4
-                          else black_arr.reshape(-1)[:1], (2, 2))
+    blk = np.broadcast_to(
+        black_arr.reshape(-1)[:4].reshape(2, 2)
+        if black_arr.size == 4
+        else black_arr.reshape(-1)[:1],
+        (2, 2),
+    )
     planes = []
     for name in ("R", "Gr", "B"):
         dy, dx = cfa.plane_offsets()[name]
@@ -962,28 +1068,56 @@ def write_bayer_dng(path: str | Path, stored: np.ndarray, *, cfa: CfaPattern,
         sub = area[dy:hh:2, dx:ww:2].astype(np.float32)
         planes.append((sub - bl) / max(1.0, white - bl))
     header = _sim_header(color, identity, "Bayer CFA raw", bo)
-    preview = render_preview(_downsample(np.stack(planes), preview_long_side), header.neutral,
-                             color.baseline_exposure_ev)
-    size = _write_dng(path, header=header, preview=preview, storage=storage, read=read,
-                      raw_tags=raw_tags, byteorder=bo,
-                      overwrite=overwrite, threads=threads, progress=progress, cancel=cancel)
+    preview = render_preview(
+        _downsample(np.stack(planes), preview_long_side), header.neutral, color.baseline_exposure_ev
+    )
+    size = _write_dng(
+        path,
+        header=header,
+        preview=preview,
+        storage=storage,
+        read=read,
+        raw_tags=raw_tags,
+        byteorder=bo,
+        overwrite=overwrite,
+        threads=threads,
+        progress=progress,
+        cancel=cancel,
+    )
     _, tw = storage.tile_shape or (0, 0)
     return DngWriteInfo(
-        path=Path(path), height=height, width=width, sample_format="uint16",
-        layout=storage.layout_name, tile_size=tw, headroom_ev=0.0,
-        baseline_exposure=color.baseline_exposure_ev, bytes_written=size,
-        encode_seconds=time.perf_counter() - t0)
+        path=Path(path),
+        height=height,
+        width=width,
+        sample_format="uint16",
+        layout=storage.layout_name,
+        tile_size=tw,
+        headroom_ev=0.0,
+        baseline_exposure=color.baseline_exposure_ev,
+        bytes_written=size,
+        encode_seconds=time.perf_counter() - t0,
+    )
 
 
-def write_linearraw_dng(path: str | Path, codes: np.ndarray, *, bits_per_sample: int,
-                        linearization_table: np.ndarray | None, black: Sequence[float],
-                        white: Sequence[float], color: ColorMetadata,
-                        identity: CameraIdentity, pgtm: bytes | None = None,
-                        tile_shape: tuple[int, int] | None = None,
-                        byteorder: ByteOrder = ">", preview_long_side: int = 256,
-                        overwrite: bool = True, threads: int = 0,
-                        progress: ProgressCallback | None = None,
-                        cancel: CancelToken | None = None) -> DngWriteInfo:
+def write_linearraw_dng(
+    path: str | Path,
+    codes: np.ndarray,
+    *,
+    bits_per_sample: int,
+    linearization_table: np.ndarray | None,
+    black: Sequence[float],
+    white: Sequence[float],
+    color: ColorMetadata,
+    identity: CameraIdentity,
+    pgtm: bytes | None = None,
+    tile_shape: tuple[int, int] | None = None,
+    byteorder: ByteOrder = ">",
+    preview_long_side: int = 256,
+    overwrite: bool = True,
+    threads: int = 0,
+    progress: ProgressCallback | None = None,
+    cancel: CancelToken | None = None,
+) -> DngWriteInfo:
     """Write an Apple-ProRAW-like LinearRaw DNG (the simulator's ProRAW48).
 
     Shapes/units: codes uint16 (3, H, W) stored codes < 2**bits_per_sample (10, 12 or
@@ -999,10 +1133,16 @@ def write_linearraw_dng(path: str | Path, codes: np.ndarray, *, bits_per_sample:
         OutputError, CancelledError: as :func:`write_linear_dng`.
     """
     t0 = time.perf_counter()
-    if (not isinstance(codes, np.ndarray) or codes.ndim != 3 or codes.shape[0] != 3
-            or codes.dtype != np.uint16):
-        raise ShapeError(f"codes must be a uint16 (3, H, W) array, got "
-                         f"{getattr(codes, 'dtype', None)} {getattr(codes, 'shape', None)}")
+    if (
+        not isinstance(codes, np.ndarray)
+        or codes.ndim != 3
+        or codes.shape[0] != 3
+        or codes.dtype != np.uint16
+    ):
+        raise ShapeError(
+            f"codes must be a uint16 (3, H, W) array, got "
+            f"{getattr(codes, 'dtype', None)} {getattr(codes, 'shape', None)}"
+        )
     if bits_per_sample not in (10, 12, 16):
         raise ShapeError(f"bits_per_sample must be 10, 12 or 16, got {bits_per_sample}")
     _, height, width = codes.shape
@@ -1013,19 +1153,29 @@ def write_linearraw_dng(path: str | Path, codes: np.ndarray, *, bits_per_sample:
     if linearization_table is not None:
         table = np.asarray(linearization_table)
         if table.ndim != 1 or table.size <= max_code or table.size > 65536:
-            raise ShapeError(f"linearization_table must be (N,) with N > {max_code} "
-                             f"(largest code), got shape {table.shape}")
+            raise ShapeError(
+                f"linearization_table must be (N,) with N > {max_code} "
+                f"(largest code), got shape {table.shape}"
+            )
         if table.min() < 0 or table.max() > 0xFFFF:
             raise ShapeError("linearization_table values must fit uint16")
     black_arr = np.asarray(black, dtype=np.float64).ravel()
     white_arr = np.asarray(white, dtype=np.float64).ravel()
     if black_arr.size != 3 or white_arr.size != 3 or np.any(white_arr <= black_arr):
-        raise ShapeError(f"black/white must be 3 values each with white > black, got "
-                         f"{black_arr} / {white_arr}")
+        raise ShapeError(
+            f"black/white must be 3 values each with white > black, got {black_arr} / {white_arr}"
+        )
     _check_writable(path, overwrite)
     bo = byteorder
-    storage = _RawStorage(height, width, 3, bits_per_sample, 1, Compression.LJPEG,
-                          _sim_tile_shape(tile_shape, height, width))
+    storage = _RawStorage(
+        height,
+        width,
+        3,
+        bits_per_sample,
+        1,
+        Compression.LJPEG,
+        _sim_tile_shape(tile_shape, height, width),
+    )
 
     def read(y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
         return codes[:, y0:y1, x0:x1].transpose(1, 2, 0)
@@ -1043,21 +1193,36 @@ def write_linearraw_dng(path: str | Path, codes: np.ndarray, *, bits_per_sample:
 
     small = _downsample(codes, preview_long_side)
     if table is not None:
-        small = table.astype(np.float32)[np.clip(np.rint(small), 0, table.size - 1)
-                                         .astype(np.intp)]
+        small = table.astype(np.float32)[np.clip(np.rint(small), 0, table.size - 1).astype(np.intp)]
     small = (small - black_arr[:, None, None]) / (white_arr - black_arr)[:, None, None]
     header = _sim_header(color, identity, "LinearRaw", bo)
-    preview = render_preview(small.astype(np.float32), header.neutral,
-                             color.baseline_exposure_ev)
-    size = _write_dng(path, header=header, preview=preview, storage=storage, read=read,
-                      raw_tags=raw_tags, byteorder=bo,
-                      overwrite=overwrite, threads=threads, progress=progress, cancel=cancel)
+    preview = render_preview(small.astype(np.float32), header.neutral, color.baseline_exposure_ev)
+    size = _write_dng(
+        path,
+        header=header,
+        preview=preview,
+        storage=storage,
+        read=read,
+        raw_tags=raw_tags,
+        byteorder=bo,
+        overwrite=overwrite,
+        threads=threads,
+        progress=progress,
+        cancel=cancel,
+    )
     _, tw = storage.tile_shape or (0, 0)
     return DngWriteInfo(
-        path=Path(path), height=height, width=width, sample_format="uint16",
-        layout=storage.layout_name, tile_size=tw, headroom_ev=0.0,
-        baseline_exposure=color.baseline_exposure_ev, bytes_written=size,
-        encode_seconds=time.perf_counter() - t0)
+        path=Path(path),
+        height=height,
+        width=width,
+        sample_format="uint16",
+        layout=storage.layout_name,
+        tile_size=tw,
+        headroom_ev=0.0,
+        baseline_exposure=color.baseline_exposure_ev,
+        bytes_written=size,
+        encode_seconds=time.perf_counter() - t0,
+    )
 
 
 __all__ = [

@@ -44,12 +44,12 @@ def strip_app_markers(stream: bytes) -> bytes:
         if pos + 4 > len(stream) or stream[pos] != 0xFF:
             raise CorruptDataError(f"bad JPEG marker at byte {pos}")
         marker = stream[pos + 1]
-        length = int.from_bytes(stream[pos + 2:pos + 4], "big")
+        length = int.from_bytes(stream[pos + 2 : pos + 4], "big")
         if marker == 0xDA:  # SOS: the entropy-coded data follows, copy the rest
             out += stream[pos:]
             return bytes(out)
         if not (0xE0 <= marker <= 0xEF or marker == 0xFE):
-            out += stream[pos:pos + 2 + length]
+            out += stream[pos : pos + 2 + length]
         pos += 2 + length
 
 
@@ -62,11 +62,15 @@ def sof3_header(stream: bytes) -> tuple[int, int, int, int]:
     pos = 2
     while pos + 4 <= len(stream) and stream[pos] == 0xFF:
         marker = stream[pos + 1]
-        length = int.from_bytes(stream[pos + 2:pos + 4], "big")
+        length = int.from_bytes(stream[pos + 2 : pos + 4], "big")
         if marker == 0xC3:
-            seg = stream[pos + 4:pos + 2 + length]
-            return (seg[0], int.from_bytes(seg[1:3], "big"), int.from_bytes(seg[3:5], "big"),
-                    seg[5])
+            seg = stream[pos + 4 : pos + 2 + length]
+            return (
+                seg[0],
+                int.from_bytes(seg[1:3], "big"),
+                int.from_bytes(seg[3:5], "big"),
+                seg[5],
+            )
         if marker == 0xDA:
             break
         pos += 2 + length
@@ -87,8 +91,9 @@ def encode_ljpeg(tile: np.ndarray, bits: int, *, verify: bool = True) -> bytes:
         CorruptDataError: the encoder's output does not decode to ``tile`` (verify).
     """
     if tile.dtype != np.uint16 or tile.ndim not in (2, 3):
-        raise ShapeError(f"lossless JPEG tile must be uint16 (H, W[, C]), got "
-                         f"{tile.dtype} {tile.shape}")
+        raise ShapeError(
+            f"lossless JPEG tile must be uint16 (H, W[, C]), got {tile.dtype} {tile.shape}"
+        )
     if not 2 <= bits <= 16:
         raise ShapeError(f"lossless JPEG precision must be 2..16 bits, got {bits}")
     if bits < 16 and int(tile.max(initial=0)) >= 1 << bits:
@@ -116,8 +121,9 @@ def decode_ljpeg(stream: bytes) -> np.ndarray:
         # guess the 3-component colour space from the component ids.
         comps = sof3_header(stream)[3]
         if comps == 3:
-            return np.asarray(imagecodecs.jpeg8_decode(stream, colorspace="RGB",
-                                                       outcolorspace="RGB"))
+            return np.asarray(
+                imagecodecs.jpeg8_decode(stream, colorspace="RGB", outcolorspace="RGB")
+            )
         return np.asarray(imagecodecs.jpeg8_decode(stream))
     except imagecodecs.Jpeg8Error as err:
         raise CorruptDataError(f"lossless JPEG tile cannot be decoded: {err}") from err
@@ -128,10 +134,15 @@ def resolve_threads(threads: int) -> int:
     return threads if threads > 0 else max(1, os.cpu_count() or 1)
 
 
-def encode_tiles(n_tiles: int, encode_one: Callable[[int], bytes], *, threads: int = 0,
-                 progress: ProgressCallback | None = None,
-                 cancel: CancelToken | None = None,
-                 stage: str = "write") -> Generator[bytes, None, None]:
+def encode_tiles(
+    n_tiles: int,
+    encode_one: Callable[[int], bytes],
+    *,
+    threads: int = 0,
+    progress: ProgressCallback | None = None,
+    cancel: CancelToken | None = None,
+    stage: str = "write",
+) -> Generator[bytes, None, None]:
     """Encode ``n_tiles`` chunks in parallel and yield them in index order.
 
     ``encode_one(i)`` builds and encodes chunk ``i`` (it should slice its own input so

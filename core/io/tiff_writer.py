@@ -70,15 +70,28 @@ _NUMPY_CODE: dict[TiffType, str] = {
     TiffType.IFD: "u4",
 }
 _SIZE: dict[TiffType, int] = {
-    TiffType.BYTE: 1, TiffType.ASCII: 1, TiffType.SHORT: 2, TiffType.LONG: 4,
-    TiffType.RATIONAL: 8, TiffType.SBYTE: 1, TiffType.UNDEFINED: 1, TiffType.SSHORT: 2,
-    TiffType.SLONG: 4, TiffType.SRATIONAL: 8, TiffType.FLOAT: 4, TiffType.DOUBLE: 8,
+    TiffType.BYTE: 1,
+    TiffType.ASCII: 1,
+    TiffType.SHORT: 2,
+    TiffType.LONG: 4,
+    TiffType.RATIONAL: 8,
+    TiffType.SBYTE: 1,
+    TiffType.UNDEFINED: 1,
+    TiffType.SSHORT: 2,
+    TiffType.SLONG: 4,
+    TiffType.SRATIONAL: 8,
+    TiffType.FLOAT: 4,
+    TiffType.DOUBLE: 8,
     TiffType.IFD: 4,
 }
 _INT_RANGE: dict[TiffType, tuple[int, int]] = {
-    TiffType.BYTE: (0, 0xFF), TiffType.SHORT: (0, 0xFFFF), TiffType.LONG: (0, 0xFFFFFFFF),
-    TiffType.SBYTE: (-0x80, 0x7F), TiffType.SSHORT: (-0x8000, 0x7FFF),
-    TiffType.SLONG: (-0x80000000, 0x7FFFFFFF), TiffType.IFD: (0, 0xFFFFFFFF),
+    TiffType.BYTE: (0, 0xFF),
+    TiffType.SHORT: (0, 0xFFFF),
+    TiffType.LONG: (0, 0xFFFFFFFF),
+    TiffType.SBYTE: (-0x80, 0x7F),
+    TiffType.SSHORT: (-0x8000, 0x7FFF),
+    TiffType.SLONG: (-0x80000000, 0x7FFFFFFF),
+    TiffType.IFD: (0, 0xFFFFFFFF),
 }
 
 # Tags the writer owns: it fills them from ImageData / sub_ifds.
@@ -89,8 +102,7 @@ TAG_TILE_OFFSETS = 324
 TAG_TILE_BYTE_COUNTS = 325
 TAG_SUB_IFDS = 330
 _OWNED_TAGS = frozenset(
-    {TAG_STRIP_OFFSETS, TAG_STRIP_BYTE_COUNTS, TAG_TILE_OFFSETS, TAG_TILE_BYTE_COUNTS,
-     TAG_SUB_IFDS}
+    {TAG_STRIP_OFFSETS, TAG_STRIP_BYTE_COUNTS, TAG_TILE_OFFSETS, TAG_TILE_BYTE_COUNTS, TAG_SUB_IFDS}
 )
 _MAX_OFFSET = 0xFFFFFFFF
 
@@ -133,12 +145,15 @@ class Entry:
         if not 0 < self.tag <= 0xFFFF:
             raise ValueError(f"TIFF tag {self.tag} out of range")
         if len(self.payload) != self.count * _SIZE[self.type]:
-            raise ValueError(f"tag {self.tag}: payload of {len(self.payload)} bytes does not "
-                             f"hold {self.count} values of type {self.type.name}")
+            raise ValueError(
+                f"tag {self.tag}: payload of {len(self.payload)} bytes does not "
+                f"hold {self.count} values of type {self.type.name}"
+            )
 
 
-def entry(tag: int, type_: TiffType, values: float | Sequence[float] | np.ndarray,
-          byteorder: ByteOrder) -> Entry:
+def entry(
+    tag: int, type_: TiffType, values: float | Sequence[float] | np.ndarray, byteorder: ByteOrder
+) -> Entry:
     """A numeric entry: ``values`` (scalar or sequence) stored as ``type_``.
 
     Integer types are range checked (never silently wrapped); RATIONAL/SRATIONAL take
@@ -181,8 +196,9 @@ def ascii_entry(tag: int, text: str, byteorder: ByteOrder) -> Entry:
     return Entry(tag, TiffType.ASCII, len(raw), raw, byteorder)
 
 
-def bytes_entry(tag: int, data: bytes, byteorder: ByteOrder,
-                type_: TiffType = TiffType.UNDEFINED) -> Entry:
+def bytes_entry(
+    tag: int, data: bytes, byteorder: ByteOrder, type_: TiffType = TiffType.UNDEFINED
+) -> Entry:
     """An opaque BYTE or UNDEFINED entry (XMP packet, opcode list, PGTM blob...)."""
     if type_ not in (TiffType.BYTE, TiffType.UNDEFINED):
         raise ValueError(f"tag {tag}: bytes_entry needs BYTE or UNDEFINED, got {type_.name}")
@@ -280,8 +296,7 @@ def _plan(ifds: list[Ifd], start: int, byteorder: ByteOrder) -> list[_Placed]:
             entries.append(entry(off_tag, TiffType.LONG, zeros, byteorder))
             entries.append(entry(cnt_tag, TiffType.LONG, zeros, byteorder))
         if ifd.sub_ifds:
-            entries.append(entry(TAG_SUB_IFDS, TiffType.LONG, [0] * len(ifd.sub_ifds),
-                                 byteorder))
+            entries.append(entry(TAG_SUB_IFDS, TiffType.LONG, [0] * len(ifd.sub_ifds), byteorder))
         entries.sort(key=lambda e: e.tag)
         pos = _align(pos)
         ifd_offset = pos
@@ -309,7 +324,7 @@ def _serialise(p: _Placed, byteorder: ByteOrder) -> bytes:
         if len(ent.payload) > 4:  # the entry holds the value's file offset
             struct.pack_into(byteorder + "I", buf, at + 8, p.value_pos[ent.tag])
         vpos = p.value_pos[ent.tag] - p.offset
-        buf[vpos:vpos + len(ent.payload)] = ent.payload
+        buf[vpos : vpos + len(ent.payload)] = ent.payload
     return bytes(buf)
 
 
@@ -338,8 +353,12 @@ def write_tiff(handle: BinaryIO, ifd0: Ifd, *, byteorder: ByteOrder = "<") -> in
     for p in placed:
         if p.ifd.sub_ifds:
             sub_offsets = [by_id[id(c)].offset for c in p.ifd.sub_ifds]
-            p.entries = [entry(TAG_SUB_IFDS, TiffType.LONG, sub_offsets, byteorder)
-                         if e.tag == TAG_SUB_IFDS else e for e in p.entries]
+            p.entries = [
+                entry(TAG_SUB_IFDS, TiffType.LONG, sub_offsets, byteorder)
+                if e.tag == TAG_SUB_IFDS
+                else e
+                for e in p.entries
+            ]
     header = (b"II" if byteorder == "<" else b"MM") + struct.pack(byteorder + "HI", 42, 8)
     handle.write(header)
     pos = 8

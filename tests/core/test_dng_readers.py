@@ -35,13 +35,26 @@ H, W = 336, 448
 NEUTRAL = np.array([0.45, 1.0, 0.55])
 CM1 = np.array([[0.9, -0.35, -0.08], [-0.45, 1.25, 0.22], [-0.06, 0.16, 0.65]])
 CM2 = np.array([[0.7, -0.2, -0.05], [-0.4, 1.2, 0.2], [-0.05, 0.15, 0.6]])
-COLOR = ColorMetadata(color_matrix1=CM1, color_matrix2=CM2, calibration_illuminant1=17,
-                      calibration_illuminant2=21, as_shot_neutral=NEUTRAL,
-                      baseline_exposure=-0.3, noise_profile=(3e-5, 3e-8))
-IDENTITY = CameraIdentity(make="Apple", model="iPhone 15 Pro",
-                          unique_camera_model="iPhone16,1 back camera")
-PATCHES = [(0.20, 0.10, 0.05), (0.05, 0.20, 0.05), (0.02, 0.06, 0.15),
-           (0.15, 0.22, 0.05), (0.12, 0.08, 0.12), (0.04, 0.16, 0.14)]
+COLOR = ColorMetadata(
+    color_matrix1=CM1,
+    color_matrix2=CM2,
+    calibration_illuminant1=17,
+    calibration_illuminant2=21,
+    as_shot_neutral=NEUTRAL,
+    baseline_exposure=-0.3,
+    noise_profile=(3e-5, 3e-8),
+)
+IDENTITY = CameraIdentity(
+    make="Apple", model="iPhone 15 Pro", unique_camera_model="iPhone16,1 back camera"
+)
+PATCHES = [
+    (0.20, 0.10, 0.05),
+    (0.05, 0.20, 0.05),
+    (0.02, 0.06, 0.15),
+    (0.15, 0.22, 0.05),
+    (0.12, 0.08, 0.12),
+    (0.04, 0.16, 0.14),
+]
 FORMATS: dict[str, DngWriteOptions] = {
     "uint16-tiles": DngWriteOptions(),
     "uint16-strips": DngWriteOptions(layout="strips"),
@@ -60,9 +73,9 @@ def scene() -> np.ndarray:
     neutral = NEUTRAL.astype(np.float32)[:, None, None]
     img[:, :112, :] = np.linspace(0.005, 0.35, W, dtype=np.float32)[None, None, :] * neutral
     for k, rgb in enumerate(PATCHES):
-        img[:, 112:224, 74 * k:74 * (k + 1)] = np.array(rgb, np.float32)[:, None, None]
+        img[:, 112:224, 74 * k : 74 * (k + 1)] = np.array(rgb, np.float32)[:, None, None]
     img[:, 224:, :] = 0.18 * neutral
-    img[:, H - 16:, W - 16:] = 2.0 * neutral
+    img[:, H - 16 :, W - 16 :] = 2.0 * neutral
     return img
 
 
@@ -74,7 +87,7 @@ def sample_means(rgb: np.ndarray) -> np.ndarray:
     h, w = rgb.shape[:2]
 
     def mean(y0: float, y1: float, x0: float, x1: float) -> np.ndarray:
-        return rgb[int(y0 * h):int(y1 * h), int(x0 * w):int(x1 * w)].reshape(-1, 3).mean(0)
+        return rgb[int(y0 * h) : int(y1 * h), int(x0 * w) : int(x1 * w)].reshape(-1, 3).mean(0)
 
     out = [mean(0.05, 0.28, (k + 0.5) / 8 - 0.02, (k + 0.5) / 8 + 0.02) for k in range(8)]
     pw = 74 / W
@@ -137,8 +150,15 @@ def need_module(module: str) -> None:
 
 
 def run(cmd: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT_S,
-                          stdin=subprocess.DEVNULL, check=False, **kwargs)  # type: ignore[call-overload]
+    return subprocess.run(
+        cmd,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
+        stdin=subprocess.DEVNULL,
+        check=False,
+        **kwargs,
+    )  # type: ignore[call-overload]
 
 
 def system_libraw_soname() -> int | None:
@@ -200,8 +220,9 @@ def check_render(rgb: np.ndarray, linear: np.ndarray) -> None:
     ramp_corr = np.corrcoef(got[:8, 1], want[:8, 1])[0, 1]
     assert ramp_corr > 0.999, f"gray ramp not linear in the render (corr {ramp_corr:.4f})"
     gray = got[-1]
-    assert abs(gray[0] / gray[1] - 1) < 0.03 and abs(gray[2] / gray[1] - 1) < 0.03, \
+    assert abs(gray[0] / gray[1] - 1) < 0.03 and abs(gray[2] / gray[1] - 1) < 0.03, (
         f"18 % gray renders as RGB {gray / gray[1]}"
+    )
 
 
 def float_xfail(reason: str, *, strict: bool = True) -> pytest.MarkDecorator:
@@ -213,8 +234,9 @@ _OLD_SYSTEM_LIBRAW = _LIBRAW_SO is not None and _LIBRAW_SO < 23
 _RT_VERSION = rawtherapee_version()
 
 
-def formats_with_float_xfail(reason: str, *, applies: bool = True,
-                             strict: bool = True) -> list[object]:
+def formats_with_float_xfail(
+    reason: str, *, applies: bool = True, strict: bool = True
+) -> list[object]:
     """FORMATS parameters, with float32 marked as an expected failure when ``applies``."""
     params: list[object] = []
     for name in FORMATS:
@@ -236,9 +258,14 @@ def test_rawpy_libraw(written, fmt):
         raw_type = raw.raw_type
         raw_image = raw.raw_image.copy()
         wb = list(raw.camera_whitebalance)
-        rgb = raw.postprocess(output_color=rawpy.ColorSpace.raw, gamma=(1, 1),
-                              no_auto_bright=True, user_wb=[1.0, 1.0, 1.0, 1.0],
-                              output_bps=16, user_flip=0)
+        rgb = raw.postprocess(
+            output_color=rawpy.ColorSpace.raw,
+            gamma=(1, 1),
+            no_auto_bright=True,
+            user_wb=[1.0, 1.0, 1.0, 1.0],
+            output_bps=16,
+            user_flip=0,
+        )
     assert raw_type == rawpy.RawType.Stack  # LinearRaw, not a mosaic
     if w.codes is not None:
         # LinearRaw is exposed as raw_image (H, W, 4) with the samples in planes 0..2
@@ -247,28 +274,51 @@ def test_rawpy_libraw(written, fmt):
     check_decoded(rgb / 65535.0, w.linear, atol=2e-4)
 
 
-@pytest.mark.parametrize("fmt", formats_with_float_xfail(
-    "system LibRaw < 0.21 cannot decode float DNGs (DESIGN §7)",
-    applies=_OLD_SYSTEM_LIBRAW))
+@pytest.mark.parametrize(
+    "fmt",
+    formats_with_float_xfail(
+        "system LibRaw < 0.21 cannot decode float DNGs (DESIGN §7)", applies=_OLD_SYSTEM_LIBRAW
+    ),
+)
 def test_dcraw_emu(written, fmt, tmp_path):
     exe = need("dcraw_emu")
     out = tmp_path / "dcraw_emu.tiff"
-    proc = run([exe, "-4", "-T", "-o", "0", "-r", "1", "1", "1", "1", "-Z", str(out),
-                str(written[fmt].path)])
+    proc = run(
+        [
+            exe,
+            "-4",
+            "-T",
+            "-o",
+            "0",
+            "-r",
+            "1",
+            "1",
+            "1",
+            "1",
+            "-Z",
+            str(out),
+            str(written[fmt].path),
+        ]
+    )
     assert proc.returncode == 0 and out.exists(), proc.stderr.strip()
     assert not re.search(r"(?i)cannot|corrupt|error", proc.stdout + proc.stderr)
     check_decoded(read_tiff_rgb(out), written[fmt].linear, atol=2e-4)
 
 
-@pytest.mark.parametrize("fmt", formats_with_float_xfail(
-    "dcraw 9.28 has no float DNG support (DESIGN §7)"))
+@pytest.mark.parametrize(
+    "fmt", formats_with_float_xfail("dcraw 9.28 has no float DNG support (DESIGN §7)")
+)
 def test_dcraw(written, fmt, tmp_path):
     exe = need("dcraw")
     out = tmp_path / "dcraw.tiff"
     with open(out, "wb") as fh:
-        proc = subprocess.run([exe, "-4", "-T", "-o", "0", "-r", "1", "1", "1", "1", "-c",
-                               str(written[fmt].path)], stdout=fh, stderr=subprocess.PIPE,
-                              timeout=TIMEOUT_S, check=False)
+        proc = subprocess.run(
+            [exe, "-4", "-T", "-o", "0", "-r", "1", "1", "1", "1", "-c", str(written[fmt].path)],
+            stdout=fh,
+            stderr=subprocess.PIPE,
+            timeout=TIMEOUT_S,
+            check=False,
+        )
     assert proc.returncode == 0, proc.stderr.decode(errors="replace")
     check_decoded(read_tiff_rgb(out), written[fmt].linear, atol=2e-4)
 
@@ -310,11 +360,26 @@ def test_dngpy_adobe_sdk(written, fmt, tmp_path):
 def test_darktable_cli(written, fmt, tmp_path):
     exe = need("darktable-cli")
     out = tmp_path / "darktable.tif"
-    proc = run([exe, str(written[fmt].path), str(out), "--icc-type", "LIN_REC709",
-                "--core", "--configdir", str(tmp_path / "conf"), "--cachedir",
-                str(tmp_path / "cache"), "--library", ":memory:",
-                "--conf", "plugins/imageio/format/tiff/bpp=16",
-                "--conf", "plugins/darkroom/workflow=none"])
+    proc = run(
+        [
+            exe,
+            str(written[fmt].path),
+            str(out),
+            "--icc-type",
+            "LIN_REC709",
+            "--core",
+            "--configdir",
+            str(tmp_path / "conf"),
+            "--cachedir",
+            str(tmp_path / "cache"),
+            "--library",
+            ":memory:",
+            "--conf",
+            "plugins/imageio/format/tiff/bpp=16",
+            "--conf",
+            "plugins/darkroom/workflow=none",
+        ]
+    )
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0 and out.exists(), log[-2000:]
     rawspeed = [ln for ln in log.splitlines() if "[rawspeed]" in ln]
@@ -322,9 +387,13 @@ def test_darktable_cli(written, fmt, tmp_path):
     check_render(read_tiff_rgb(out), written[fmt].linear)
 
 
-@pytest.mark.parametrize("fmt", formats_with_float_xfail(
-    "RawTherapee 5.9 renders float DNGs black (DESIGN §7)",
-    strict=_RT_VERSION is not None and _RT_VERSION <= (5, 9)))
+@pytest.mark.parametrize(
+    "fmt",
+    formats_with_float_xfail(
+        "RawTherapee 5.9 renders float DNGs black (DESIGN §7)",
+        strict=_RT_VERSION is not None and _RT_VERSION <= (5, 9),
+    ),
+)
 def test_rawtherapee_cli(written, fmt, tmp_path):
     exe = need("rawtherapee-cli")
     out = tmp_path / "rawtherapee.tif"
@@ -333,8 +402,9 @@ def test_rawtherapee_cli(written, fmt, tmp_path):
     env = dict(os.environ, HOME=str(home), XDG_CONFIG_HOME=str(home / ".config"))
     # No -p/-d: RawTherapee's neutral profile (camera matrix and WB, no curves); the
     # output is 16-bit sRGB, linearised here.
-    proc = run([exe, "-q", "-Y", "-t", "-b16", "-o", str(out), "-c",
-                str(written[fmt].path)], env=env)
+    proc = run(
+        [exe, "-q", "-Y", "-t", "-b16", "-o", str(out), "-c", str(written[fmt].path)], env=env
+    )
     assert proc.returncode == 0 and out.exists(), (proc.stdout + proc.stderr)[-2000:]
     check_render(srgb_to_linear(read_tiff_rgb(out)), written[fmt].linear)
 
@@ -347,8 +417,7 @@ def test_exiftool_validate(written, fmt):
     exe = need("exiftool")
     proc = run([exe, "-validate", "-warning", "-error", "-a", "-G1", str(written[fmt].path)])
     assert proc.returncode == 0, proc.stderr
-    problems = [ln for ln in proc.stdout.splitlines()
-                if re.search(r"\]\s+(Warning|Error)\s+:", ln)]
+    problems = [ln for ln in proc.stdout.splitlines() if re.search(r"\]\s+(Warning|Error)\s+:", ln)]
     assert not [p for p in problems if "Error" in p], problems
     assert not [p for p in problems if "[minor]" not in p], problems
     assert re.search(r"Validate\s+:\s+OK", proc.stdout), proc.stdout
@@ -360,7 +429,11 @@ def test_exiv2(written, fmt):
     proc = run([exe, "-pa", str(written[fmt].path)])
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr.strip() == "", proc.stderr
-    for key in ("Exif.Image.DNGVersion", "Exif.Image.ColorMatrix1",
-                "Exif.Image.AsShotNeutral", "Exif.Image.BaselineExposure",
-                "Xmp.xmp.CreatorTool"):
+    for key in (
+        "Exif.Image.DNGVersion",
+        "Exif.Image.ColorMatrix1",
+        "Exif.Image.AsShotNeutral",
+        "Exif.Image.BaselineExposure",
+        "Xmp.xmp.CreatorTool",
+    ):
         assert key in proc.stdout, f"exiv2 does not see {key}"

@@ -55,15 +55,23 @@ NEUTRAL = np.array([0.45, 1.0, 0.55])
 def make_color(**overrides: object) -> ColorMetadata:
     """iPhone-like colour tags: two matrices (Std A, D65), AsShotNeutral, -0.3 EV."""
     base: dict[str, object] = dict(
-        color_matrix1=CM1, color_matrix2=CM2, calibration_illuminant1=17,
-        calibration_illuminant2=21, as_shot_neutral=NEUTRAL, baseline_exposure=-0.3,
-        noise_profile=(3e-5, 3e-8), baseline_sharpness=1.5, profile_name="Test Profile")
+        color_matrix1=CM1,
+        color_matrix2=CM2,
+        calibration_illuminant1=17,
+        calibration_illuminant2=21,
+        as_shot_neutral=NEUTRAL,
+        baseline_exposure=-0.3,
+        noise_profile=(3e-5, 3e-8),
+        baseline_sharpness=1.5,
+        profile_name="Test Profile",
+    )
     base.update(overrides)
     return ColorMetadata(**base)  # type: ignore[arg-type]
 
 
-IDENTITY = CameraIdentity(make="Apple", model="iPhone 15 Pro",
-                          unique_camera_model="iPhone16,1 back camera")
+IDENTITY = CameraIdentity(
+    make="Apple", model="iPhone 15 Pro", unique_camera_model="iPhone16,1 back camera"
+)
 
 
 def image_from_codes(codes: np.ndarray) -> np.ndarray:
@@ -118,8 +126,10 @@ def test_tiff_writer_golden_bytes():
     0x3e  68 65 6c 6c 6f 00                "hello" NUL (8 + 54 = 62 = 0x3e, word aligned)
     0x44  07 09                            the strip (62 + 6 = 68 = 0x44); size 70
     """
-    ifd = Ifd([ascii_entry(270, "hello", "<"), entry(256, TiffType.SHORT, 2, "<")],
-              ImageData("strips", 1, iter([b"\x07\x09"])))
+    ifd = Ifd(
+        [ascii_entry(270, "hello", "<"), entry(256, TiffType.SHORT, 2, "<")],
+        ImageData("strips", 1, iter([b"\x07\x09"])),
+    )
     buf = io.BytesIO()
     size = write_tiff(buf, ifd, byteorder="<")
     data = buf.getvalue()
@@ -127,12 +137,14 @@ def test_tiff_writer_golden_bytes():
         "49492a0008000000"
         "0400"
         "000103000100000002000000"
-        "0e01020006000000" "3e000000"
+        "0e01020006000000"
+        "3e000000"
         "110104000100000044000000"
         "170104000100000002000000"
         "00000000"
         "68656c6c6f00"
-        "0709")
+        "0709"
+    )
     assert data == expected
     assert size == len(expected) == 70
 
@@ -146,8 +158,9 @@ def test_tiff_writer_streams_chunks_and_checks_count():
             yield bytes([k + 1]) * (k + 1)
 
     buf = io.BytesIO()
-    write_tiff(buf, Ifd([entry(256, TiffType.LONG, 1, ">")], ImageData("tiles", 3, gen())),
-               byteorder=">")
+    write_tiff(
+        buf, Ifd([entry(256, TiffType.LONG, 1, ">")], ImageData("tiles", 3, gen())), byteorder=">"
+    )
     assert chunks_seen == [0, 1, 2]
     with pytest.raises(ValueError, match="declared 4"):
         write_tiff(io.BytesIO(), Ifd([], ImageData("tiles", 4, iter([b"a"] * 3))))
@@ -225,9 +238,13 @@ def test_options_validation_names_the_field():
 def test_uint16_ljpeg_tiles_round_trip_bit_exact(tmp_path, byteorder, tile_size):
     codes = random_codes(120, 200)
     path = tmp_path / "out.dng"
-    info = write_linear_dng(path, image_from_codes(codes), color=make_color(),
-                            identity=IDENTITY,
-                            options=DngWriteOptions(byteorder=byteorder, tile_size=tile_size))
+    info = write_linear_dng(
+        path,
+        image_from_codes(codes),
+        color=make_color(),
+        identity=IDENTITY,
+        options=DngWriteOptions(byteorder=byteorder, tile_size=tile_size),
+    )
     assert info.layout == "ljpeg-tiles" and info.headroom_ev == 0.0
     assert info.tile_size == (tile_size or choose_tile_size(120, 200))
     assert info.bytes_written == path.stat().st_size
@@ -242,8 +259,13 @@ def test_uint16_ljpeg_tiles_round_trip_bit_exact(tmp_path, byteorder, tile_size)
 def test_uint16_strips_round_trip_bit_exact(tmp_path):
     codes = random_codes(97, 130)  # odd height: a short last strip
     path = tmp_path / "strips.dng"
-    info = write_linear_dng(path, image_from_codes(codes), color=make_color(),
-                            identity=IDENTITY, options=DngWriteOptions(layout="strips"))
+    info = write_linear_dng(
+        path,
+        image_from_codes(codes),
+        color=make_color(),
+        identity=IDENTITY,
+        options=DngWriteOptions(layout="strips"),
+    )
     assert info.layout == "strips" and info.tile_size is None
     np.testing.assert_array_equal(raw_page_array(path), codes)
     with tifffile.TiffFile(path) as tif:
@@ -254,16 +276,26 @@ def test_uint16_strips_round_trip_bit_exact(tmp_path):
         assert all(o + c == n for o, c, n in zip(offsets, counts, offsets[1:], strict=False))
 
 
-@pytest.mark.parametrize(("fmt", "layout", "dtype"), [
-    ("float32", "ljpeg-tiles", np.float32), ("float32", "strips", np.float32),
-    ("float16", "ljpeg-tiles", np.float16)])
+@pytest.mark.parametrize(
+    ("fmt", "layout", "dtype"),
+    [
+        ("float32", "ljpeg-tiles", np.float32),
+        ("float32", "strips", np.float32),
+        ("float16", "ljpeg-tiles", np.float16),
+    ],
+)
 def test_float_round_trip_with_headroom(tmp_path, fmt, layout, dtype):
     rng = np.random.default_rng(3)
     img = rng.random((3, 64, 96), dtype=np.float32) * np.float32(0.9)
     img[1, 10, 20] = 5.0  # HDR highlight: h = ceil(64 log2 5) / 64 = 149/64
     path = tmp_path / f"{fmt}.dng"
-    info = write_linear_dng(path, img, color=make_color(), identity=IDENTITY,
-                            options=DngWriteOptions(sample_format=fmt, layout=layout))
+    info = write_linear_dng(
+        path,
+        img,
+        color=make_color(),
+        identity=IDENTITY,
+        options=DngWriteOptions(sample_format=fmt, layout=layout),
+    )
     assert info.headroom_ev == 149 / 64
     assert info.layout == ("deflate-tiles" if layout == "ljpeg-tiles" else "deflate-strips")
     stored = raw_page_array(path)
@@ -303,23 +335,37 @@ def test_headroom_and_baseline_exposure_golden(tmp_path):
     assert stored[:, 0, :4].T.tolist() == [[65535] * 3, [32768] * 3, [16384] * 3, [0, 0, 0]]
     with tifffile.TiffFile(path) as tif:
         assert tif.pages.first.tags[50730].value == (7, 10)
-        np.testing.assert_allclose(tif.pages.first.pages[0].tags[51041].value,
-                                   (1.5e-5, 7.5e-9))
+        np.testing.assert_allclose(tif.pages.first.pages[0].tags[51041].value, (1.5e-5, 7.5e-9))
 
 
 def test_structure_and_required_tags(tmp_path):
     path = tmp_path / "tags.dng"
     color = make_color(profile_tone_curve=np.array([[0, 0], [1, 1]], np.float32))
-    write_linear_dng(path, image_from_codes(random_codes(32, 48)), color=color,
-                     identity=IDENTITY)
+    write_linear_dng(path, image_from_codes(random_codes(32, 48)), color=color, identity=IDENTITY)
     ifd0, raw = ifd_entries(path)
     for entries in (ifd0, raw):
         tags = [e[0] for e in entries]
         assert tags == sorted(set(tags))  # ascending, no duplicates
     types0 = {e[0]: e[1] for e in ifd0}
     assert types0[330] == 4  # SubIFDs as LONG, not IFD (13)
-    required0 = {254, 271, 272, 274, 305, 270, 700, 50706, 50707, 50708, 50721, 50722,
-                 50728, 50730, 50778, 50779}
+    required0 = {
+        254,
+        271,
+        272,
+        274,
+        305,
+        270,
+        700,
+        50706,
+        50707,
+        50708,
+        50721,
+        50722,
+        50728,
+        50730,
+        50778,
+        50779,
+    }
     assert required0 <= set(types0)
     assert {50940, 52525, 50964, 50965}.isdisjoint(types0)  # no tone curve/PGTM/FM
     raw_tags = {e[0] for e in raw}
@@ -331,16 +377,20 @@ def test_structure_and_required_tags(tmp_path):
         assert page0.pages[0].tags[254].value == 0
         assert page0.tags[305].value.startswith("Linear48 ")
         np.testing.assert_allclose(
-            np.array(page0.tags[50721].value, float).reshape(9, 2) @ [1, 0]
-            / np.array(page0.tags[50721].value, float).reshape(9, 2)[:, 1], CM1.ravel())
+            np.array(page0.tags[50721].value, float).reshape(9, 2)
+            @ [1, 0]
+            / np.array(page0.tags[50721].value, float).reshape(9, 2)[:, 1],
+            CM1.ravel(),
+        )
 
 
 def test_forward_matrix_only_when_given_and_neutral_derived(tmp_path):
     fm = np.array([[0.6, 0.3, 0.1], [0.25, 0.7, 0.05], [0.05, 0.1, 0.65]])
     color = make_color(as_shot_neutral=None, forward_matrix1=fm, analog_balance=[2, 1, 1.8])
     path = tmp_path / "fm.dng"
-    info = write_linear_dng(path, image_from_codes(random_codes(32, 48)), color=color,
-                            identity=IDENTITY)
+    info = write_linear_dng(
+        path, image_from_codes(random_codes(32, 48)), color=color, identity=IDENTITY
+    )
     assert any("AsShotNeutral" in n for n in info.notes)
     neutral, _ = camera_neutral(color)
     assert neutral[1] == 1.0 and np.all(neutral > 0)
@@ -355,10 +405,14 @@ def test_forward_matrix_only_when_given_and_neutral_derived(tmp_path):
 
 def test_progress_events_per_tile(tmp_path):
     events: list[Progress] = []
-    info = write_linear_dng(tmp_path / "p.dng", image_from_codes(random_codes(64, 96)),
-                            color=make_color(), identity=IDENTITY,
-                            options=DngWriteOptions(tile_size=32, threads=2),
-                            progress=events.append)
+    info = write_linear_dng(
+        tmp_path / "p.dng",
+        image_from_codes(random_codes(64, 96)),
+        color=make_color(),
+        identity=IDENTITY,
+        options=DngWriteOptions(tile_size=32, threads=2),
+        progress=events.append,
+    )
     assert info.tile_size == 32
     assert [e.done for e in events] == list(range(1, 7)) and {e.total for e in events} == {6}
     assert {e.stage for e in events} == {"write"}
@@ -374,10 +428,15 @@ def test_cancel_mid_write_leaves_no_file(tmp_path, threads):
 
     path = tmp_path / "cancel.dng"
     with pytest.raises(CancelledError):
-        write_linear_dng(path, image_from_codes(random_codes(64, 96)), color=make_color(),
-                         identity=IDENTITY,
-                         options=DngWriteOptions(tile_size=16, threads=threads),
-                         progress=progress, cancel=token)
+        write_linear_dng(
+            path,
+            image_from_codes(random_codes(64, 96)),
+            color=make_color(),
+            identity=IDENTITY,
+            options=DngWriteOptions(tile_size=16, threads=threads),
+            progress=progress,
+            cancel=token,
+        )
     assert list(tmp_path.iterdir()) == []
 
 
@@ -385,8 +444,13 @@ def test_overwrite_false_keeps_original(tmp_path):
     path = tmp_path / "exists.dng"
     path.write_bytes(b"original")
     with pytest.raises(OutputError, match="already exists"):
-        write_linear_dng(path, image_from_codes(random_codes(16, 16)), color=make_color(),
-                         identity=IDENTITY, options=DngWriteOptions(overwrite=False))
+        write_linear_dng(
+            path,
+            image_from_codes(random_codes(16, 16)),
+            color=make_color(),
+            identity=IDENTITY,
+            options=DngWriteOptions(overwrite=False),
+        )
     assert path.read_bytes() == b"original"
     assert [p.name for p in tmp_path.iterdir()] == ["exists.dng"]
 
@@ -394,17 +458,21 @@ def test_overwrite_false_keeps_original(tmp_path):
 def test_unwritable_destinations(tmp_path):
     img = image_from_codes(random_codes(16, 16))
     with pytest.raises(OutputError, match="does not exist"):
-        write_linear_dng(tmp_path / "missing" / "x.dng", img, color=make_color(),
-                         identity=IDENTITY)
+        write_linear_dng(tmp_path / "missing" / "x.dng", img, color=make_color(), identity=IDENTITY)
     (tmp_path / "file").write_bytes(b"")
     with pytest.raises(OutputError):
-        write_linear_dng(tmp_path / "file" / "x.dng", img, color=make_color(),
-                         identity=IDENTITY)
+        write_linear_dng(tmp_path / "file" / "x.dng", img, color=make_color(), identity=IDENTITY)
 
 
-@pytest.mark.parametrize("bad", [
-    np.zeros((4, 8, 8), np.float32), np.zeros((8, 8), np.float32),
-    np.zeros((3, 8, 8), np.uint16), np.zeros((3, 0, 8), np.float32)])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        np.zeros((4, 8, 8), np.float32),
+        np.zeros((8, 8), np.float32),
+        np.zeros((3, 8, 8), np.uint16),
+        np.zeros((3, 0, 8), np.float32),
+    ],
+)
 def test_bad_input_raises_shape_error(tmp_path, bad):
     with pytest.raises(ShapeError):
         write_linear_dng(tmp_path / "bad.dng", bad, color=make_color(), identity=IDENTITY)
@@ -413,22 +481,37 @@ def test_bad_input_raises_shape_error(tmp_path, bad):
 
 def test_missing_color_matrix_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="color_matrix1"):
-        write_linear_dng(tmp_path / "x.dng", np.zeros((3, 8, 8), np.float32),
-                         color=ColorMetadata(), identity=IDENTITY)
+        write_linear_dng(
+            tmp_path / "x.dng",
+            np.zeros((3, 8, 8), np.float32),
+            color=ColorMetadata(),
+            identity=IDENTITY,
+        )
 
 
 def test_provenance_round_trip(tmp_path):
-    prov = {"software": "Linear48 0.1.0", "method": "two-head",
-            "model_sha256": "ab" * 32, "anchor_psnr_db": np.float32(41.25),
-            "note": 'quotes " and <tags> & ampersands', "nested": {"gains": [1.5, 2.0]}}
+    prov = {
+        "software": "Linear48 0.1.0",
+        "method": "two-head",
+        "model_sha256": "ab" * 32,
+        "anchor_psnr_db": np.float32(41.25),
+        "note": 'quotes " and <tags> & ampersands',
+        "nested": {"gains": [1.5, 2.0]},
+    }
     path = tmp_path / "prov.dng"
-    write_linear_dng(path, image_from_codes(random_codes(16, 16)), color=make_color(),
-                     identity=IDENTITY, provenance=prov)
+    write_linear_dng(
+        path,
+        image_from_codes(random_codes(16, 16)),
+        color=make_color(),
+        identity=IDENTITY,
+        provenance=prov,
+    )
     back = read_provenance(path)
     assert back == {**prov, "anchor_psnr_db": 41.25}
     plain = tmp_path / "plain.dng"
-    write_linear_dng(plain, image_from_codes(random_codes(16, 16)), color=make_color(),
-                     identity=IDENTITY)
+    write_linear_dng(
+        plain, image_from_codes(random_codes(16, 16)), color=make_color(), identity=IDENTITY
+    )
     assert read_provenance(plain) is None
     junk = tmp_path / "junk.dng"
     junk.write_bytes(b"not a tiff at all")
@@ -450,10 +533,18 @@ def test_bayer_dng_reads_back_with_rawpy(tmp_path, pattern, black):
     stored[:, :active_w] = rng.integers(520, 4096, size=(h, active_w))
     path = tmp_path / "bayer.dng"
     cfa = CfaPattern.from_name(pattern)
-    info = write_bayer_dng(path, stored, cfa=cfa, black=black, white=4095,
-                           color=make_color(as_shot_neutral=np.array([0.41873, 1, 0.57812])),
-                           identity=IDENTITY, active_area=(0, 0, h, active_w),
-                           tile_shape=(48, 40), opcode_list3=b"\x00\x00\x00\x00")
+    info = write_bayer_dng(
+        path,
+        stored,
+        cfa=cfa,
+        black=black,
+        white=4095,
+        color=make_color(as_shot_neutral=np.array([0.41873, 1, 0.57812])),
+        identity=IDENTITY,
+        active_area=(0, 0, h, active_w),
+        tile_shape=(48, 40),
+        opcode_list3=b"\x00\x00\x00\x00",
+    )
     assert info.layout == "ljpeg-tiles"
     with rawpy.imread(str(path)) as raw:
         visible = raw.raw_image_visible.copy()
@@ -478,13 +569,19 @@ def test_bayer_dng_reads_back_with_rawpy(tmp_path, pattern, black):
 
 def test_bayer_dng_rejects_odd_active_area_and_wide_codes(tmp_path):
     stored = np.full((32, 32), 600, np.uint16)
-    common = dict(cfa=CfaPattern.from_name("RGGB"), black=528, white=4095,
-                  color=make_color(), identity=IDENTITY)
+    common = dict(
+        cfa=CfaPattern.from_name("RGGB"),
+        black=528,
+        white=4095,
+        color=make_color(),
+        identity=IDENTITY,
+    )
     with pytest.raises(ShapeError, match="odd offset"):
         write_bayer_dng(tmp_path / "odd.dng", stored, active_area=(1, 0, 31, 32), **common)
     with pytest.raises(ShapeError, match="12 bits"):
-        write_bayer_dng(tmp_path / "wide.dng", stored | np.uint16(1 << 13),
-                        bits_per_sample=12, **common)
+        write_bayer_dng(
+            tmp_path / "wide.dng", stored | np.uint16(1 << 13), bits_per_sample=12, **common
+        )
     assert list(tmp_path.iterdir()) == []
 
 
@@ -495,10 +592,18 @@ def test_linearraw_dng_round_trip(tmp_path, bits):
     table = np.minimum(np.arange(1 << bits) * 40, 65535).astype(np.uint16)
     pgtm = bytes(range(256)) * 3
     path = tmp_path / "proraw.dng"
-    write_linearraw_dng(path, codes, bits_per_sample=bits, linearization_table=table,
-                        black=[0, 0, 0], white=[65535] * 3,
-                        color=make_color(profile_tone_curve=np.array([[0, 0], [1, 1.0]])),
-                        identity=IDENTITY, pgtm=pgtm, tile_shape=(30, 28))
+    write_linearraw_dng(
+        path,
+        codes,
+        bits_per_sample=bits,
+        linearization_table=table,
+        black=[0, 0, 0],
+        white=[65535] * 3,
+        color=make_color(profile_tone_curve=np.array([[0, 0], [1, 1.0]])),
+        identity=IDENTITY,
+        pgtm=pgtm,
+        tile_shape=(30, 28),
+    )
     np.testing.assert_array_equal(raw_page_array(path), codes)
     with tifffile.TiffFile(path) as tif:
         raw = tif.pages.first.pages[0]
@@ -507,6 +612,13 @@ def test_linearraw_dng_round_trip(tmp_path, bits):
         assert raw.tags[52525].value == pgtm and raw.tags[52525].dtype == 7
         assert 50940 in tif.pages.first.tags  # the simulated ProRAW keeps its tone curve
     with pytest.raises(ShapeError, match="bits"):
-        write_linearraw_dng(tmp_path / "x.dng", codes | np.uint16(1 << 15),
-                            bits_per_sample=12, linearization_table=None, black=[0] * 3,
-                            white=[4095] * 3, color=make_color(), identity=IDENTITY)
+        write_linearraw_dng(
+            tmp_path / "x.dng",
+            codes | np.uint16(1 << 15),
+            bits_per_sample=12,
+            linearization_table=None,
+            black=[0] * 3,
+            white=[4095] * 3,
+            color=make_color(),
+            identity=IDENTITY,
+        )
