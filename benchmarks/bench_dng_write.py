@@ -40,7 +40,7 @@ def smooth_image(height: int, width: int, seed: int = 0) -> np.ndarray:
         bot = s[y0 + 1][:, x0] * (1 - fx) + s[y0 + 1][:, x0 + 1] * fx
         out[c] = top * (1 - fy) + bot * fy
     out *= np.float32(0.6)
-    out += rng.normal(0, 0.002, size=out.shape).astype(np.float32)
+    out += rng.standard_normal(size=out.shape, dtype=np.float32) * np.float32(0.002)
     np.clip(out, 0, None, out=out)
     return out
 
