@@ -73,7 +73,7 @@ def test_real_uncompressed_bayer_reads_with_active_area_and_crop() -> None:
 @pytest.mark.real_data
 def test_real_stripped_bayer_is_reported_truncated_not_zeros() -> None:
     # rawpy returns all zeros for this header-only file; we must refuse it instead.
-    with pytest.raises(TruncatedFileError, match="incomplete|truncated"):
+    with pytest.raises(TruncatedFileError, match=r"incomplete|truncated"):
         read_raw12(real_file("bayer_canon350d_adobedngconverter_headeronly.dng"))
 
 
@@ -190,7 +190,7 @@ def test_corrupted_tile_data(sim_pair_dir: Path, tmp_path: Path) -> None:
 def test_unsupported_compression(sim_pair_dir: Path, tmp_path: Path, name: str) -> None:
     path = _patch_tag(sim_pair_dir / name, tmp_path / name, 259, 34712)  # JPEG 2000
     reader = read_raw12 if name == "raw12.dng" else read_proraw48
-    with pytest.raises(UnsupportedFormatError, match="JPEG|compression 34712"):
+    with pytest.raises(UnsupportedFormatError, match=r"JPEG|compression 34712"):
         reader(path)
 
 
