@@ -36,8 +36,14 @@ class _TqdmProgress:
         if event.stage != self.stage:
             self.close()
             self.stage = event.stage
-            self.bar = tqdm(total=event.total, desc=f"{event.stage:>8}", unit="step",
-                            file=sys.stderr, leave=False, dynamic_ncols=True)
+            self.bar = tqdm(
+                total=event.total,
+                desc=f"{event.stage:>8}",
+                unit="step",
+                file=sys.stderr,
+                leave=False,
+                dynamic_ncols=True,
+            )
         if self.bar is not None:
             self.bar.total = event.total
             self.bar.n = event.done
@@ -69,8 +75,9 @@ def cmd_convert(args: argparse.Namespace) -> int:
     raw12, proraw48 = args.raw12, args.proraw48
     output = Path(args.output) if args.output else None
     if (raw12 is None) != (proraw48 is None):
-        print("error: give both --raw12 and --proraw48, or neither for the demo pair",
-              file=sys.stderr)
+        print(
+            "error: give both --raw12 and --proraw48, or neither for the demo pair", file=sys.stderr
+        )
         return EXIT_CONFIG
     if raw12 is None:
         from core.simulate.pair import write_demo_pair
@@ -82,19 +89,23 @@ def cmd_convert(args: argparse.Namespace) -> int:
     if output is None:
         print("error: -o/--output is required", file=sys.stderr)
         return EXIT_CONFIG
-    options = ConvertOptions(method=args.method,
-                             sample_format="float32" if args.float32 else "uint16",
-                             layout="strips" if args.strips else "ljpeg-tiles",
-                             overwrite=args.force or not Path(output).exists(),
-                             report_path=Path(args.report) if args.report else None)
+    options = ConvertOptions(
+        method=args.method,
+        sample_format="float32" if args.float32 else "uint16",
+        layout="strips" if args.strips else "ljpeg-tiles",
+        overwrite=args.force or not Path(output).exists(),
+        report_path=Path(args.report) if args.report else None,
+    )
     bar = _TqdmProgress(enabled=not args.quiet)
     try:
         result = convert(raw12, proraw48, output, options, progress=bar)
     finally:
         bar.close()
     m = result.anchor
-    print(f"wrote {result.output_path} ({result.write_info.bytes_written / 1e6:.1f} MB, "
-          f"{result.write_info.sample_format}, headroom {result.write_info.headroom_ev:.2f} EV)")
+    print(
+        f"wrote {result.output_path} ({result.write_info.bytes_written / 1e6:.1f} MB, "
+        f"{result.write_info.sample_format}, headroom {result.write_info.headroom_ev:.2f} EV)"
+    )
     print(f"method: {result.decision.used} ({result.decision.reason})")
     print(f"anchor PSNR {m.psnr_db:.2f} dB, SSIM {m.ssim:.4f}")
     print(f"report: {result.report_path}")
@@ -129,16 +140,20 @@ def cmd_eval(args: argparse.Namespace) -> int:
     m = ev.metrics
     print(f"anchor PSNR {m.psnr_db:.2f} dB  SSIM {m.ssim:.4f}  (headroom {ev.headroom_ev:.2f} EV)")
     for plane, stats in m.per_cfa.items():
-        print(f"  {plane:>2}: mean {stats.mean:+.5f}  std {stats.std:.5f}  "
-              f"p01 {stats.p01:+.5f}  p99 {stats.p99:+.5f}")
+        print(
+            f"  {plane:>2}: mean {stats.mean:+.5f}  std {stats.std:.5f}  "
+            f"p01 {stats.p01:+.5f}  p99 {stats.p99:+.5f}"
+        )
     return EXIT_OK
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The CLI's argument parser (one sub-command per job)."""
     parser = argparse.ArgumentParser(
-        prog="linear48", description="iPhone RAW12 + ProRAW48 -> 48MP scene-linear DNG "
-        "with local tone mapping removed.")
+        prog="linear48",
+        description="iPhone RAW12 + ProRAW48 -> 48MP scene-linear DNG "
+        "with local tone mapping removed.",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log details")
     sub = parser.add_subparsers(dest="command")
 
@@ -146,13 +161,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--raw12", type=Path, help="12MP Bayer RAW DNG")
     p.add_argument("--proraw48", type=Path, help="48MP ProRAW DNG")
     p.add_argument("-o", "--output", type=Path, help="output DNG (a JSON report goes beside)")
-    p.add_argument("--method", default="auto", choices=["auto", "gain-field", "global"],
-                   help="de-LTM method (auto = best available, with fallbacks)")
-    p.add_argument("--float32", action="store_true",
-                   help="HDR float32 output (fewer readers open it: no dcraw, no RawTherapee "
-                        "5.9, no LibRaw < 0.21)")
-    p.add_argument("--strips", action="store_true", help="uncompressed strips instead of "
-                   "lossless-JPEG tiles (uint16 only)")
+    p.add_argument(
+        "--method",
+        default="auto",
+        choices=["auto", "gain-field", "global"],
+        help="de-LTM method (auto = best available, with fallbacks)",
+    )
+    p.add_argument(
+        "--float32",
+        action="store_true",
+        help="HDR float32 output (fewer readers open it: no dcraw, no RawTherapee "
+        "5.9, no LibRaw < 0.21)",
+    )
+    p.add_argument(
+        "--strips",
+        action="store_true",
+        help="uncompressed strips instead of lossless-JPEG tiles (uint16 only)",
+    )
     p.add_argument("--report", type=Path, help="JSON report path (default: OUT.json)")
     p.add_argument("--force", action="store_true", help="overwrite an existing output")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -172,8 +197,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="write a simulated capture pair (RAW12 + ProRAW48 + truth)")
     p.add_argument("-o", "--output", type=Path, default=DEFAULT_DEMO_DIR, help="folder")
     p.add_argument("--scene", default="backlit", help="scene name (see core.simulate.scenes)")
-    p.add_argument("--size", default="1008x756",
-                   help="RAW12 size WxH (ProRAW48 is twice); 4032x3024 for full size")
+    p.add_argument(
+        "--size",
+        default="1008x756",
+        help="RAW12 size WxH (ProRAW48 is twice); 4032x3024 for full size",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_demo)
     return parser
@@ -183,8 +211,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the process exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
     if args.command is None:
         parser.print_help()
         return EXIT_OK
@@ -197,8 +227,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
 
     handlers: list[tuple[type[BaseException], int]] = [
-        (InputFileError, EXIT_INPUT), (OutputError, EXIT_OUTPUT), (ConfigError, EXIT_CONFIG),
-        (CancelledError, EXIT_CANCELLED), (Linear48Error, EXIT_UNEXPECTED)]
+        (InputFileError, EXIT_INPUT),
+        (OutputError, EXIT_OUTPUT),
+        (ConfigError, EXIT_CONFIG),
+        (CancelledError, EXIT_CANCELLED),
+        (Linear48Error, EXIT_UNEXPECTED),
+    ]
     func: Callable[[argparse.Namespace], int] = args.func
     try:
         return func(args)

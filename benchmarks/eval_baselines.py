@@ -37,8 +37,10 @@ def main() -> None:
     args = parser.parse_args()
     w12, h12 = parse_size(args.size)
     print(f"RAW12 {w12}x{h12}, ProRAW48 {2 * w12}x{2 * h12}, seed {args.seed}\n")
-    print("| scene | LTM | anchor PSNR A | anchor PSNR B | truth PSNR A | truth PSNR B "
-          "| LTM resid. A | LTM resid. B | halo A | halo B |")
+    print(
+        "| scene | LTM | anchor PSNR A | anchor PSNR B | truth PSNR A | truth PSNR B "
+        "| LTM resid. A | LTM resid. B | halo A | halo B |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|")
     wins = 0
     names = scene_names()
@@ -54,12 +56,16 @@ def main() -> None:
             ma, mb = pair_anchor_metrics(a.camera48, pair), pair_anchor_metrics(b.camera48, pair)
             ta, tb = truth_metrics(a.camera48, sim.truth), truth_metrics(b.camera48, sim.truth)
             wins += int(mb.psnr_db > ma.psnr_db)
-            print(f"| {scene} | {sim.config.ltm} | {ma.psnr_db:.2f} | {mb.psnr_db:.2f} "
-                  f"| {ta.psnr_gain_fitted_db:.2f} | {tb.psnr_gain_fitted_db:.2f} "
-                  f"| {ta.ltm_residual_ev:.3f} | {tb.ltm_residual_ev:.3f} "
-                  f"| {ta.halo_indicator_ev:.3f} | {tb.halo_indicator_ev:.3f} |")
-    print(f"\ngain field beats global on anchor PSNR on {wins}/{len(names)} scenes "
-          f"({time.perf_counter() - t0:.0f} s)")
+            print(
+                f"| {scene} | {sim.config.ltm} | {ma.psnr_db:.2f} | {mb.psnr_db:.2f} "
+                f"| {ta.psnr_gain_fitted_db:.2f} | {tb.psnr_gain_fitted_db:.2f} "
+                f"| {ta.ltm_residual_ev:.3f} | {tb.ltm_residual_ev:.3f} "
+                f"| {ta.halo_indicator_ev:.3f} | {tb.halo_indicator_ev:.3f} |"
+            )
+    print(
+        f"\ngain field beats global on anchor PSNR on {wins}/{len(names)} scenes "
+        f"({time.perf_counter() - t0:.0f} s)"
+    )
     if wins < len(names):
         raise SystemExit(1)
 

@@ -65,12 +65,18 @@ class BaselineResult:
     stats: dict[str, float] = field(default_factory=dict)
 
 
-def _valid_mask(anchor: np.ndarray, predicted: np.ndarray,
-                unclipped: np.ndarray | None) -> np.ndarray:
+def _valid_mask(
+    anchor: np.ndarray, predicted: np.ndarray, unclipped: np.ndarray | None
+) -> np.ndarray:
     """Anchor pixels that carry information: unclipped, above the dark floor, finite."""
     not_clipped = anchor < CLIP_FRACTION if unclipped is None else unclipped
-    return (not_clipped & (anchor > DARK_FLOOR) & (predicted > DARK_FLOOR)
-            & (predicted < 64.0) & np.isfinite(predicted))
+    return (
+        not_clipped
+        & (anchor > DARK_FLOOR)
+        & (predicted > DARK_FLOOR)
+        & (predicted < 64.0)
+        & np.isfinite(predicted)
+    )
 
 
 def _check(camera48: np.ndarray, anchor: np.ndarray) -> None:
@@ -81,9 +87,14 @@ def _check(camera48: np.ndarray, anchor: np.ndarray) -> None:
         raise ShapeError(f"anchor {anchor.shape} is not half of camera48 {camera48.shape[1:]}")
 
 
-def global_gain(camera48: np.ndarray, anchor: np.ndarray, cfa: CfaPattern, *,
-                percentile: float = 50.0, unclipped: np.ndarray | None = None,
-                ) -> tuple[float, dict[str, float]]:
+def global_gain(
+    camera48: np.ndarray,
+    anchor: np.ndarray,
+    cfa: CfaPattern,
+    *,
+    percentile: float = 50.0,
+    unclipped: np.ndarray | None = None,
+) -> tuple[float, dict[str, float]]:
     """Robust scalar gain g with anchor ≈ g * F(camera48).
 
     The ``percentile`` of log2(anchor / F(camera48)) over valid pixels (unclipped, above the
@@ -99,29 +110,48 @@ def global_gain(camera48: np.ndarray, anchor: np.ndarray, cfa: CfaPattern, *,
         log.warning("global gain: only %d valid pixels; using gain 1", n_valid)
         return 1.0, {"valid_fraction": n_valid / anchor.size}
     log_ratio = np.log2(anchor[valid] / predicted[valid])
-    g_log2 = float(np.clip(np.percentile(log_ratio, percentile), -MAX_LOG2_GAIN * 4,
-                           MAX_LOG2_GAIN * 4))
-    return 2.0**g_log2, {"valid_fraction": n_valid / anchor.size, "log2_gain": g_log2,
-                         "log2_ratio_iqr": float(np.subtract(*np.percentile(log_ratio,
-                                                                            [75, 25])))}
+    g_log2 = float(
+        np.clip(np.percentile(log_ratio, percentile), -MAX_LOG2_GAIN * 4, MAX_LOG2_GAIN * 4)
+    )
+    return 2.0**g_log2, {
+        "valid_fraction": n_valid / anchor.size,
+        "log2_gain": g_log2,
+        "log2_ratio_iqr": float(np.subtract(*np.percentile(log_ratio, [75, 25]))),
+    }
 
 
-def baseline_global(camera48: np.ndarray, anchor: np.ndarray, cfa: CfaPattern, *,
-                    unclipped: np.ndarray | None = None) -> BaselineResult:
+def baseline_global(
+    camera48: np.ndarray,
+    anchor: np.ndarray,
+    cfa: CfaPattern,
+    *,
+    unclipped: np.ndarray | None = None,
+) -> BaselineResult:
     """Baseline A: Camera48 times one robust scalar gain (see :func:`global_gain`).
 
     Shapes: camera48 (3, H48, W48), anchor (H48/2, W48/2) -> camera48 (3, H48, W48).
     """
     gain, stats = global_gain(camera48, anchor, cfa, unclipped=unclipped)
     out = np.maximum(np.nan_to_num(camera48, nan=0.0, posinf=0.0), 0.0) * np.float32(gain)
-    return BaselineResult("global", out.astype(np.float32, copy=False),
-                          np.full((1, 1), gain, np.float32), gain,
-                          max(camera48.shape[1:]), stats)
+    return BaselineResult(
+        "global",
+        out.astype(np.float32, copy=False),
+        np.full((1, 1), gain, np.float32),
+        gain,
+        max(camera48.shape[1:]),
+        stats,
+    )
 
 
-def gain_field(camera48: np.ndarray, anchor: np.ndarray, cfa: CfaPattern, *,
-               sigma_cells: float = 3.0, cell12: int = 2,
-               unclipped: np.ndarray | None = None) -> tuple[np.ndarray, dict[str, float]]:
+def gain_field(
+    camera48: np.ndarray,
+    anchor: np.ndarray,
+    cfa: CfaPattern,
+    *,
+    sigma_cells: float = 3.0,
+    cell12: int = 2,
+    unclipped: np.ndarray | None = None,
+) -> tuple[np.ndarray, dict[str, float]]:
     """Low-res log-domain gain field with anchor ≈ g * F(camera48).
 
     Args:
@@ -195,8 +225,7 @@ def upsample_gain(gain_lowres: np.ndarray, h48: int, w48: int) -> np.ndarray:
     if h == 1 and w == 1:
         return np.full((h48, w48), float(gain_lowres[0, 0]), np.float32)
     src = torch.from_numpy(np.log2(np.maximum(gain_lowres, 1e-12)).astype(np.float32))[None, None]
-    up = torch.nn.functional.interpolate(src, size=(h48, w48), mode="bilinear",
-                                         align_corners=False)
+    up = torch.nn.functional.interpolate(src, size=(h48, w48), mode="bilinear", align_corners=False)
     return torch.exp2(up)[0, 0].numpy()
 
 
@@ -204,21 +233,27 @@ def apply_gain(camera48: np.ndarray, gain48: np.ndarray) -> np.ndarray:
     """``max(0, camera48 * gain48)`` per channel, NaN/inf in the input mapped to 0."""
     out = np.empty_like(camera48, dtype=np.float32)
     for c in range(camera48.shape[0]):
-        np.multiply(np.nan_to_num(camera48[c], nan=0.0, posinf=0.0, neginf=0.0), gain48,
-                    out=out[c])
+        np.multiply(np.nan_to_num(camera48[c], nan=0.0, posinf=0.0, neginf=0.0), gain48, out=out[c])
     np.maximum(out, 0.0, out=out)
     return out
 
 
-def baseline_gain_field(camera48: np.ndarray, anchor: np.ndarray, cfa: CfaPattern, *,
-                        sigma_cells: float = 3.0, cell12: int = 2,
-                        unclipped: np.ndarray | None = None) -> BaselineResult:
+def baseline_gain_field(
+    camera48: np.ndarray,
+    anchor: np.ndarray,
+    cfa: CfaPattern,
+    *,
+    sigma_cells: float = 3.0,
+    cell12: int = 2,
+    unclipped: np.ndarray | None = None,
+) -> BaselineResult:
     """Baseline B: Camera48 times a smooth gain field fitted to the anchor.
 
     Shapes: camera48 (3, H48, W48), anchor (H48/2, W48/2) -> camera48 (3, H48, W48).
     """
-    gain, stats = gain_field(camera48, anchor, cfa, sigma_cells=sigma_cells, cell12=cell12,
-                             unclipped=unclipped)
+    gain, stats = gain_field(
+        camera48, anchor, cfa, sigma_cells=sigma_cells, cell12=cell12, unclipped=unclipped
+    )
     h48, w48 = camera48.shape[1:]
     hc, wc = gain.shape
     # The field covers whole cells; pad the last row/column when sizes are not multiples.
@@ -227,8 +262,9 @@ def baseline_gain_field(camera48: np.ndarray, anchor: np.ndarray, cfa: CfaPatter
     if (full_h, full_w) != (h48, w48):
         g48 = np.pad(g48, ((0, h48 - full_h), (0, w48 - full_w)), mode="edge")
     out = apply_gain(camera48, g48)
-    return BaselineResult("gain-field", out, gain, 2.0 ** stats["global_log2_gain"],
-                          cell12 * 2, stats)
+    return BaselineResult(
+        "gain-field", out, gain, 2.0 ** stats["global_log2_gain"], cell12 * 2, stats
+    )
 
 
 BASELINES = {
@@ -237,8 +273,14 @@ BASELINES = {
 }
 
 
-def run_baseline(name: str, camera48: np.ndarray, anchor: np.ndarray, cfa: CfaPattern, *,
-                 unclipped: np.ndarray | None = None) -> BaselineResult:
+def run_baseline(
+    name: str,
+    camera48: np.ndarray,
+    anchor: np.ndarray,
+    cfa: CfaPattern,
+    *,
+    unclipped: np.ndarray | None = None,
+) -> BaselineResult:
     """Run a baseline by name; a bad name lists the valid ones."""
     if name not in BASELINES:
         raise ValueError(f"unknown baseline {name!r}; valid: {', '.join(BASELINES)}")
@@ -247,6 +289,5 @@ def run_baseline(name: str, camera48: np.ndarray, anchor: np.ndarray, cfa: CfaPa
 
 def log2_gain_range(result: BaselineResult) -> float:
     """Largest |log2 gain| relative to the global part (0 for the global baseline)."""
-    g = np.log2(np.maximum(result.gain_lowres, 1e-12)) - math.log2(max(result.global_gain,
-                                                                      1e-12))
+    g = np.log2(np.maximum(result.gain_lowres, 1e-12)) - math.log2(max(result.global_gain, 1e-12))
     return float(np.abs(g).max(initial=0.0))

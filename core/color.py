@@ -49,9 +49,13 @@ ILLUMINANT_CCT: dict[int, float] = {
 }
 
 #: XYZ (D65) -> linear sRGB, used only for previews.
-XYZ_TO_SRGB = np.array([[3.2404542, -1.5371385, -0.4985314],
-                        [-0.9692660, 1.8760108, 0.0415560],
-                        [0.0556434, -0.2040259, 1.0572252]])
+XYZ_TO_SRGB = np.array(
+    [
+        [3.2404542, -1.5371385, -0.4985314],
+        [-0.9692660, 1.8760108, 0.0415560],
+        [0.0556434, -0.2040259, 1.0572252],
+    ]
+)
 
 
 def _cct(code: int | None) -> float:
@@ -62,17 +66,26 @@ def _has_matrix(color: ColorMetadata) -> bool:
     return color.color_matrix1 is not None
 
 
-def _dng_args(color: ColorMetadata) -> tuple[float, float, np.ndarray, np.ndarray, np.ndarray,
-                                             np.ndarray, np.ndarray]:
+def _dng_args(
+    color: ColorMetadata,
+) -> tuple[float, float, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     cm1 = np.asarray(color.color_matrix1, dtype=np.float64)
-    cm2 = np.asarray(color.color_matrix2 if color.color_matrix2 is not None else cm1,
-                     dtype=np.float64)
-    cc1 = np.asarray(color.camera_calibration1 if color.camera_calibration1 is not None
-                     else np.eye(3), dtype=np.float64)
-    cc2 = np.asarray(color.camera_calibration2 if color.camera_calibration2 is not None
-                     else cc1, dtype=np.float64)
-    ab = (np.asarray(color.analog_balance, dtype=np.float64) if color.analog_balance is not None
-          else np.ones(3))
+    cm2 = np.asarray(
+        color.color_matrix2 if color.color_matrix2 is not None else cm1, dtype=np.float64
+    )
+    cc1 = np.asarray(
+        color.camera_calibration1 if color.camera_calibration1 is not None else np.eye(3),
+        dtype=np.float64,
+    )
+    cc2 = np.asarray(
+        color.camera_calibration2 if color.camera_calibration2 is not None else cc1,
+        dtype=np.float64,
+    )
+    ab = (
+        np.asarray(color.analog_balance, dtype=np.float64)
+        if color.analog_balance is not None
+        else np.ones(3)
+    )
     cct1 = _cct(color.calibration_illuminant1)
     cct2 = _cct(color.calibration_illuminant2) if color.color_matrix2 is not None else cct1
     return cct1, cct2, cm1, cm2, cc1, cc2, ab
@@ -88,7 +101,8 @@ def stored_neutral(color: ColorMetadata) -> np.ndarray:
         n = np.asarray(color.as_shot_neutral, dtype=np.float64)
     elif color.as_shot_white_xy is not None and _has_matrix(color):
         n = xyz_to_stored(color, np.asarray(color.as_shot_white_xy)) @ _xy_to_xyz(
-            np.asarray(color.as_shot_white_xy))
+            np.asarray(color.as_shot_white_xy)
+        )
     else:
         n = np.ones(3)
     return n / n[1]
@@ -122,8 +136,10 @@ def neutral_xy(color: ColorMetadata) -> np.ndarray:
     import colour_hdri
 
     cct1, cct2, cm1, cm2, cc1, cc2, ab = _dng_args(color)
-    return np.asarray(colour_hdri.camera_neutral_to_xy(
-        stored_neutral(color), cct1, cct2, cm1, cm2, cc1, cc2, ab), dtype=np.float64)
+    return np.asarray(
+        colour_hdri.camera_neutral_to_xy(stored_neutral(color), cct1, cct2, cm1, cm2, cc1, cc2, ab),
+        dtype=np.float64,
+    )
 
 
 def xyz_to_stored(color: ColorMetadata, xy: np.ndarray | None = None) -> np.ndarray:
@@ -134,8 +150,10 @@ def xyz_to_stored(color: ColorMetadata, xy: np.ndarray | None = None) -> np.ndar
 
     cct1, cct2, cm1, cm2, cc1, cc2, ab = _dng_args(color)
     white = neutral_xy(color) if xy is None else xy
-    return np.asarray(colour_hdri.matrix_XYZ_to_camera_space(
-        white, cct1, cct2, cm1, cm2, cc1, cc2, ab), dtype=np.float64)
+    return np.asarray(
+        colour_hdri.matrix_XYZ_to_camera_space(white, cct1, cct2, cm1, cm2, cc1, cc2, ab),
+        dtype=np.float64,
+    )
 
 
 @dataclass(frozen=True)
@@ -163,8 +181,9 @@ def proraw_to_camera_matrix(raw12: ColorMetadata, proraw: ColorMetadata) -> Came
     separately by one global ratio).
     """
     if not (_has_matrix(raw12) and _has_matrix(proraw)):
-        return CameraMapping(np.eye(3), "identity",
-                             "ColorMatrix missing in one file; assumed the same camera space")
+        return CameraMapping(
+            np.eye(3), "identity", "ColorMatrix missing in one file; assumed the same camera space"
+        )
     m = xyz_to_stored(raw12) @ np.linalg.inv(xyz_to_stored(proraw))
     # Normalise: ProRAW's neutral must land on RAW12's neutral with the same green.
     mapped = m @ stored_neutral(proraw)

@@ -44,8 +44,9 @@ class WrongKindError(InputFileError, ValueError):
         actual: what the file holds.
     """
 
-    def __init__(self, reason: str, path: str | Path | None = None, *, expected: str = "",
-                 actual: str = "") -> None:
+    def __init__(
+        self, reason: str, path: str | Path | None = None, *, expected: str = "", actual: str = ""
+    ) -> None:
         self.expected = expected
         self.actual = actual
         super().__init__(reason, path)
@@ -75,8 +76,14 @@ class PairMismatchError(InputFileError, ValueError):
         actual: what it has.
     """
 
-    def __init__(self, reason: str, path: str | Path | None = None, *, expected: object = None,
-                 actual: object = None) -> None:
+    def __init__(
+        self,
+        reason: str,
+        path: str | Path | None = None,
+        *,
+        expected: object = None,
+        actual: object = None,
+    ) -> None:
         self.expected = expected
         self.actual = actual
         super().__init__(reason, path)

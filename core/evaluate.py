@@ -28,8 +28,9 @@ class OutputEvaluation:
     headroom_ev: float
 
 
-def load_output_camera48(output_path: str | Path, raw12_baseline_ev: float
-                         ) -> tuple[np.ndarray, float]:
+def load_output_camera48(
+    output_path: str | Path, raw12_baseline_ev: float
+) -> tuple[np.ndarray, float]:
     """Read a Linear48 output DNG back to Camera48 (3, H48, W48) and its headroom in EV."""
     out = read_proraw48(output_path)
     headroom = out.color.baseline_exposure_ev - raw12_baseline_ev
@@ -49,8 +50,11 @@ def evaluate_output(raw12_path: str | Path, output_path: str | Path) -> OutputEv
     if camera48.shape[1:] != (2 * h12, 2 * w12):
         raise PairMismatchError(
             f"output is {camera48.shape[2]}x{camera48.shape[1]} but RAW12 is {w12}x{h12}; "
-            "the output must be exactly twice the RAW in each axis", output_path,
-            expected=(2 * w12, 2 * h12), actual=(camera48.shape[2], camera48.shape[1]))
+            "the output must be exactly twice the RAW in each axis",
+            output_path,
+            expected=(2 * w12, 2 * h12),
+            actual=(camera48.shape[2], camera48.shape[1]),
+        )
     gain, _, _ = shading_for(raw12)
     anchor = raw12.mosaic if gain is None else raw12.mosaic * gain
     unclipped = raw12.mosaic < CLIP_FRACTION

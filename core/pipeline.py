@@ -134,35 +134,54 @@ def pair_anchor_metrics(camera48: np.ndarray, pair: CapturePair) -> AnchorMetric
     The shading-corrected anchor exceeds 1.0 in the corners without being clipped, so the
     clip test uses ``pair.unclipped`` instead of a threshold on the anchor.
     """
-    return anchor_metrics(camera48, pair.anchor, pair.raw12.cfa, mask=pair.unclipped,
-                          clip=float("inf"))
+    return anchor_metrics(
+        camera48, pair.anchor, pair.raw12.cfa, mask=pair.unclipped, clip=float("inf")
+    )
 
 
-def safety_checks(result: BaselineResult, metrics: AnchorMetrics,
-                  reference_psnr_db: float | None,
-                  thresholds: SafetyThresholds) -> list[SafetyCheck]:
+def safety_checks(
+    result: BaselineResult,
+    metrics: AnchorMetrics,
+    reference_psnr_db: float | None,
+    thresholds: SafetyThresholds,
+) -> list[SafetyCheck]:
     """Checks a method's output must pass to be used (finite, gain range, anchor)."""
     finite = bool(np.isfinite(result.camera48).all())
-    checks = [SafetyCheck("finite", finite, 1.0 if finite else 0.0, 1.0,
-                          "no NaN/inf in the output")]
+    checks = [
+        SafetyCheck("finite", finite, 1.0 if finite else 0.0, 1.0, "no NaN/inf in the output")
+    ]
     swing = log2_gain_range(result)
-    checks.append(SafetyCheck("gain_range", swing <= thresholds.max_abs_log2_gain, swing,
-                              thresholds.max_abs_log2_gain,
-                              "largest |log2 gain| relative to the global gain"))
+    checks.append(
+        SafetyCheck(
+            "gain_range",
+            swing <= thresholds.max_abs_log2_gain,
+            swing,
+            thresholds.max_abs_log2_gain,
+            "largest |log2 gain| relative to the global gain",
+        )
+    )
     psnr = float(metrics.psnr_db)
     if reference_psnr_db is not None and np.isfinite(reference_psnr_db):
         delta = psnr - reference_psnr_db
-        checks.append(SafetyCheck("anchor_consistency",
-                                  bool(delta >= thresholds.min_psnr_gain_db), delta,
-                                  thresholds.min_psnr_gain_db,
-                                  "anchor PSNR gain over the global baseline, dB"))
+        checks.append(
+            SafetyCheck(
+                "anchor_consistency",
+                bool(delta >= thresholds.min_psnr_gain_db),
+                delta,
+                thresholds.min_psnr_gain_db,
+                "anchor PSNR gain over the global baseline, dB",
+            )
+        )
     return checks
 
 
-def choose_method(pair: CapturePair, options: ConvertOptions, *,
-                  progress: ProgressCallback = no_progress,
-                  cancel: CancelToken | None = None,
-                  ) -> tuple[BaselineResult, AnchorMetrics, MethodDecision]:
+def choose_method(
+    pair: CapturePair,
+    options: ConvertOptions,
+    *,
+    progress: ProgressCallback = no_progress,
+    cancel: CancelToken | None = None,
+) -> tuple[BaselineResult, AnchorMetrics, MethodDecision]:
     """Run the fallback chain for ``options.method`` and return the first method that passes.
 
     The global baseline always runs (it is the reference for the anchor-consistency check
@@ -182,9 +201,12 @@ def choose_method(pair: CapturePair, options: ConvertOptions, *,
         if name == "global":
             checks = safety_checks(global_result, global_metrics, None, options.thresholds)
             all_checks[name] = checks
-            reason = ("requested" if not reasons else "; ".join(reasons))
-            return global_result, global_metrics, MethodDecision(options.method, name, reason,
-                                                                 all_checks)
+            reason = "requested" if not reasons else "; ".join(reasons)
+            return (
+                global_result,
+                global_metrics,
+                MethodDecision(options.method, name, reason, all_checks),
+            )
         progress(Progress("method", i + 1, len(chain) + 1, name))
         result = BASELINES[name](pair.camera48, pair.anchor, cfa, unclipped=mask)
         metrics = pair_anchor_metrics(result.camera48, pair)
@@ -193,11 +215,16 @@ def choose_method(pair: CapturePair, options: ConvertOptions, *,
         all_checks[name] = checks
         failed = [c for c in checks if not c.passed]
         if not failed:
-            reason = "requested" if options.method == name else (
-                f"{options.method}: first method in the chain that passed its checks")
+            reason = (
+                "requested"
+                if options.method == name
+                else (f"{options.method}: first method in the chain that passed its checks")
+            )
             return result, metrics, MethodDecision(options.method, name, reason, all_checks)
-        reasons.append(f"{name} failed " + ", ".join(
-            f"{c.name} ({c.value:.3g} vs {c.threshold:.3g})" for c in failed))
+        reasons.append(
+            f"{name} failed "
+            + ", ".join(f"{c.name} ({c.value:.3g} vs {c.threshold:.3g})" for c in failed)
+        )
         log.warning("%s", reasons[-1])
     raise AssertionError("fallback chain ended without the global baseline")  # unreachable
 
@@ -223,22 +250,36 @@ def pair_summary(pair: CapturePair) -> dict[str, Any]:
     """Facts about the pair for the report and ``inspect``."""
     r, p = pair.raw12, pair.proraw48
     return {
-        "raw12": {"path": r.path, "size": [r.shape[1], r.shape[0]], "cfa": r.cfa.name,
-                  "black": r.black, "white": r.white, "make": r.identity.make,
-                  "model": r.identity.model, "orientation": r.identity.orientation,
-                  "as_shot_neutral": r.color.as_shot_neutral,
-                  "baseline_exposure": r.color.baseline_exposure,
-                  "opcode_lists": sorted(r.opcode_lists)},
-        "proraw48": {"path": p.path, "size": [p.shape[1], p.shape[0]],
-                     "bits_per_sample": p.bits_per_sample, "compression": p.compression,
-                     "linearization_table": p.linearization_table is not None,
-                     "pgtm": None if p.pgtm is None else {
-                         "points": [p.pgtm.points_v, p.pgtm.points_h, p.pgtm.points_n],
-                         "gain_min": float(p.pgtm.table.min()),
-                         "gain_max": float(p.pgtm.table.max())},
-                     "as_shot_neutral": p.color.as_shot_neutral,
-                     "analog_balance": p.color.analog_balance,
-                     "baseline_exposure": p.color.baseline_exposure},
+        "raw12": {
+            "path": r.path,
+            "size": [r.shape[1], r.shape[0]],
+            "cfa": r.cfa.name,
+            "black": r.black,
+            "white": r.white,
+            "make": r.identity.make,
+            "model": r.identity.model,
+            "orientation": r.identity.orientation,
+            "as_shot_neutral": r.color.as_shot_neutral,
+            "baseline_exposure": r.color.baseline_exposure,
+            "opcode_lists": sorted(r.opcode_lists),
+        },
+        "proraw48": {
+            "path": p.path,
+            "size": [p.shape[1], p.shape[0]],
+            "bits_per_sample": p.bits_per_sample,
+            "compression": p.compression,
+            "linearization_table": p.linearization_table is not None,
+            "pgtm": None
+            if p.pgtm is None
+            else {
+                "points": [p.pgtm.points_v, p.pgtm.points_h, p.pgtm.points_n],
+                "gain_min": float(p.pgtm.table.min()),
+                "gain_max": float(p.pgtm.table.max()),
+            },
+            "as_shot_neutral": p.color.as_shot_neutral,
+            "analog_balance": p.color.analog_balance,
+            "baseline_exposure": p.color.baseline_exposure,
+        },
         "wb_gains": pair.wb_gains,
         "color_transform": pair.color_transform,
         "shading_applied": list(pair.shading_applied),
@@ -246,10 +287,15 @@ def pair_summary(pair: CapturePair) -> dict[str, Any]:
     }
 
 
-def convert(raw12_path: str | Path, proraw48_path: str | Path, output_path: str | Path,
-            options: ConvertOptions | None = None, *,
-            progress: ProgressCallback = no_progress,
-            cancel: CancelToken | None = None) -> ConversionResult:
+def convert(
+    raw12_path: str | Path,
+    proraw48_path: str | Path,
+    output_path: str | Path,
+    options: ConvertOptions | None = None,
+    *,
+    progress: ProgressCallback = no_progress,
+    cancel: CancelToken | None = None,
+) -> ConversionResult:
     """Convert a capture pair to a 48MP linear DNG plus a JSON report.
 
     Raises:
@@ -272,10 +318,12 @@ def convert(raw12_path: str | Path, proraw48_path: str | Path, output_path: str 
         timings[stage] = round(time.perf_counter() - t0, 3)
         return value
 
-    pair: CapturePair = timed("read_s", lambda: load_pair(raw12_path, proraw48_path,
-                                                          progress=progress, cancel=token))
-    result, metrics, decision = timed("method_s", lambda: choose_method(
-        pair, opts, progress=progress, cancel=token))
+    pair: CapturePair = timed(
+        "read_s", lambda: load_pair(raw12_path, proraw48_path, progress=progress, cancel=token)
+    )
+    result, metrics, decision = timed(
+        "method_s", lambda: choose_method(pair, opts, progress=progress, cancel=token)
+    )
     provenance = {
         "software": f"Linear48 {__version__}",
         "method": decision.used,
@@ -287,28 +335,50 @@ def convert(raw12_path: str | Path, proraw48_path: str | Path, output_path: str 
         "proraw48": pair.proraw48.path.name,
     }
     color = pair.raw12.color
-    info: DngWriteInfo = timed("write_s", lambda: write_linear_dng(
-        out, result.camera48, color=color, identity=pair.raw12.identity,
-        options=DngWriteOptions(sample_format=opts.sample_format, layout=opts.layout,
-                                overwrite=opts.overwrite),
-        provenance=provenance, progress=progress, cancel=token))
-    report = _jsonable({
-        "software": {"name": "Linear48", "version": __version__},
-        "pair": pair_summary(pair),
-        "registration": {"status": "not-run",
-                         "note": "registration arrives with issue 3; pair assumed aligned"},
-        "method": {"requested": decision.requested, "used": decision.used,
-                   "reason": decision.reason,
-                   "checks": {k: [asdict(c) for c in v] for k, v in decision.checks.items()},
-                   "baseline_stats": result.stats},
-        "anchor_metrics": metrics.to_dict(),
-        "output": {"path": out, "sample_format": info.sample_format, "layout": info.layout,
-                   "tile_size": info.tile_size, "headroom_ev": info.headroom_ev,
-                   "baseline_exposure": info.baseline_exposure,
-                   "bytes": info.bytes_written},
-        "provenance": provenance,
-        "timings_s": timings,
-    })
+    info: DngWriteInfo = timed(
+        "write_s",
+        lambda: write_linear_dng(
+            out,
+            result.camera48,
+            color=color,
+            identity=pair.raw12.identity,
+            options=DngWriteOptions(
+                sample_format=opts.sample_format, layout=opts.layout, overwrite=opts.overwrite
+            ),
+            provenance=provenance,
+            progress=progress,
+            cancel=token,
+        ),
+    )
+    report = _jsonable(
+        {
+            "software": {"name": "Linear48", "version": __version__},
+            "pair": pair_summary(pair),
+            "registration": {
+                "status": "not-run",
+                "note": "registration arrives with issue 3; pair assumed aligned",
+            },
+            "method": {
+                "requested": decision.requested,
+                "used": decision.used,
+                "reason": decision.reason,
+                "checks": {k: [asdict(c) for c in v] for k, v in decision.checks.items()},
+                "baseline_stats": result.stats,
+            },
+            "anchor_metrics": metrics.to_dict(),
+            "output": {
+                "path": out,
+                "sample_format": info.sample_format,
+                "layout": info.layout,
+                "tile_size": info.tile_size,
+                "headroom_ev": info.headroom_ev,
+                "baseline_exposure": info.baseline_exposure,
+                "bytes": info.bytes_written,
+            },
+            "provenance": provenance,
+            "timings_s": timings,
+        }
+    )
     try:
         atomic_write_text(report_path, json.dumps(report, indent=2) + "\n")
     except OutputError:

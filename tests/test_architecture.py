@@ -21,10 +21,13 @@ def test_import_linter_contracts_hold() -> None:
 
 
 def test_core_imports_without_qt() -> None:
-    script = ("import sys, core.pipeline, core.simulate.pair\n"
-              "bad = [m for m in sys.modules if m.split('.')[0] in "
-              "('PySide6', 'pyqtgraph', 'coremltools', 'app', 'training', 'ios_bridge')]\n"
-              "assert not bad, bad\n")
-    proc = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True,
-                          text=True, timeout=120)
+    script = (
+        "import sys, core.pipeline, core.simulate.pair\n"
+        "bad = [m for m in sys.modules if m.split('.')[0] in "
+        "('PySide6', 'pyqtgraph', 'coremltools', 'app', 'training', 'ios_bridge')]\n"
+        "assert not bad, bad\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr

@@ -18,11 +18,22 @@ def test_no_arguments_prints_help(capsys: pytest.CaptureFixture[str]) -> None:
     assert "convert" in capsys.readouterr().out
 
 
-def test_convert_inspect_eval(sim_pair_dir: Path, tmp_path: Path,
-                              capsys: pytest.CaptureFixture[str]) -> None:
+def test_convert_inspect_eval(
+    sim_pair_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "o.dng"
-    code = main(["convert", "--raw12", str(sim_pair_dir / "raw12.dng"), "--proraw48",
-                 str(sim_pair_dir / "proraw48.dng"), "-o", str(out), "-q"])
+    code = main(
+        [
+            "convert",
+            "--raw12",
+            str(sim_pair_dir / "raw12.dng"),
+            "--proraw48",
+            str(sim_pair_dir / "proraw48.dng"),
+            "-o",
+            str(out),
+            "-q",
+        ]
+    )
     text = capsys.readouterr().out
     assert code == 0, text
     assert "anchor PSNR" in text and out.is_file() and out.with_suffix(".json").is_file()
@@ -32,41 +43,74 @@ def test_convert_inspect_eval(sim_pair_dir: Path, tmp_path: Path,
     assert info["kind"].startswith("Linear48 output")
     assert info["provenance"]["method"] == "gain-field"
 
-    assert main(["eval", "--raw12", str(sim_pair_dir / "raw12.dng"), "--output", str(out),
-                 "--json"]) == 0
+    assert (
+        main(["eval", "--raw12", str(sim_pair_dir / "raw12.dng"), "--output", str(out), "--json"])
+        == 0
+    )
     metrics = json.loads(capsys.readouterr().out)
     assert metrics["psnr_db"] > 20
 
 
-def test_existing_output_needs_force(sim_pair_dir: Path, tmp_path: Path,
-                                     capsys: pytest.CaptureFixture[str]) -> None:
+def test_existing_output_needs_force(
+    sim_pair_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "o.dng"
     out.write_bytes(b"keep me")
-    args = ["convert", "--raw12", str(sim_pair_dir / "raw12.dng"), "--proraw48",
-            str(sim_pair_dir / "proraw48.dng"), "-o", str(out), "-q"]
+    args = [
+        "convert",
+        "--raw12",
+        str(sim_pair_dir / "raw12.dng"),
+        "--proraw48",
+        str(sim_pair_dir / "proraw48.dng"),
+        "-o",
+        str(out),
+        "-q",
+    ]
     assert main(args) == 3
     assert "--force" in capsys.readouterr().err
     assert out.read_bytes() == b"keep me"
     assert main([*args, "--force"]) == 0
 
 
-def test_bad_input_exit_code_and_one_line(sim_pair_dir: Path, tmp_path: Path,
-                                          capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_input_exit_code_and_one_line(
+    sim_pair_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     bogus = tmp_path / "bogus.dng"
     bogus.write_bytes(b"not a raw file at all")
     out = tmp_path / "o.dng"
-    code = main(["convert", "--raw12", str(bogus), "--proraw48",
-                 str(sim_pair_dir / "proraw48.dng"), "-o", str(out), "-q"])
+    code = main(
+        [
+            "convert",
+            "--raw12",
+            str(bogus),
+            "--proraw48",
+            str(sim_pair_dir / "proraw48.dng"),
+            "-o",
+            str(out),
+            "-q",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2
     assert err.startswith("error: bogus.dng: not a DNG") and err.count("\n") == 1
     assert not out.exists()
 
 
-def test_swapped_files_are_explained(sim_pair_dir: Path, tmp_path: Path,
-                                     capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(["convert", "--raw12", str(sim_pair_dir / "proraw48.dng"), "--proraw48",
-                 str(sim_pair_dir / "raw12.dng"), "-o", str(tmp_path / "o.dng"), "-q"])
+def test_swapped_files_are_explained(
+    sim_pair_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(
+        [
+            "convert",
+            "--raw12",
+            str(sim_pair_dir / "proraw48.dng"),
+            "--proraw48",
+            str(sim_pair_dir / "raw12.dng"),
+            "-o",
+            str(tmp_path / "o.dng"),
+            "-q",
+        ]
+    )
     assert code == 2
     assert "pass it as --proraw48" in capsys.readouterr().err
 
@@ -80,15 +124,16 @@ def test_convert_never_imports_qt(sim_pair_dir: Path, tmp_path: Path) -> None:
         "assert rc == 0, rc\n"
         "bad = [m for m in sys.modules if m.split('.')[0] in ('PySide6', 'pyqtgraph', "
         "'coremltools')]\n"
-        "assert not bad, bad\n")
-    proc = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True,
-                          text=True, timeout=300)
+        "assert not bad, bad\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=300
+    )
     assert proc.returncode == 0, proc.stderr
 
 
 def test_demo_writes_a_pair(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["demo", "-o", str(tmp_path / "d"), "--size", "96x64", "--scene",
-                 "checkers"]) == 0
+    assert main(["demo", "-o", str(tmp_path / "d"), "--size", "96x64", "--scene", "checkers"]) == 0
     names = sorted(p.name for p in (tmp_path / "d").iterdir())
     assert names == ["ltm_gain.npy", "proraw48.dng", "raw12.dng", "sim.json", "truth.npy"]
     assert main(["demo", "-o", str(tmp_path / "e"), "--size", "96by64"]) == 4

@@ -29,8 +29,9 @@ def atomic_write(path: str | Path, *, overwrite: bool = True) -> Iterator[Binary
     if target.exists() and not overwrite:
         raise OutputError(f"{target} already exists; pass --force to overwrite it")
     try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part",
-                                        dir=target.parent)
+        fd, tmp_name = tempfile.mkstemp(
+            prefix=f".{target.name}.", suffix=".part", dir=target.parent
+        )
     except OSError as err:
         raise OutputError(f"cannot write to {target.parent}: {err.strerror}") from err
     tmp = Path(tmp_name)

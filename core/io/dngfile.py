@@ -117,8 +117,12 @@ def open_dng(path: str | Path) -> Iterator[DngHandle]:
             raise CorruptDataError(f"SubIFDs cannot be read ({err})", file) from err
         raw = next((p for p in candidates if _new_subfile_type(p) == 0), None)
         if raw is None:
-            raise WrongKindError("DNG has no main raw image (no IFD with NewSubfileType 0)",
-                                 file, expected="raw IFD", actual="previews only")
+            raise WrongKindError(
+                "DNG has no main raw image (no IFD with NewSubfileType 0)",
+                file,
+                expected="raw IFD",
+                actual="previews only",
+            )
         yield DngHandle(path=file, tif=tif, ifd0=ifd0, raw=raw, file_size=size)
     finally:
         tif.close()
@@ -163,11 +167,13 @@ def check_data_extents(handle: DngHandle) -> None:
         expected = (-(-int(page.imagelength) // th)) * (-(-int(page.imagewidth) // tw)) * spp
         if offsets.size < expected:
             raise TruncatedFileError(
-                f"image data is incomplete: {offsets.size} tiles where its size needs "
-                f"{expected}", handle.path)
+                f"image data is incomplete: {offsets.size} tiles where its size needs {expected}",
+                handle.path,
+            )
         if offsets.size != expected:
             raise CorruptDataError(
-                f"has {offsets.size} tiles but its size needs {expected}", handle.path)
+                f"has {offsets.size} tiles but its size needs {expected}", handle.path
+            )
     end = offsets + counts
     if np.any(counts <= 0) or np.any(offsets <= 0):
         raise TruncatedFileError("image data is missing (empty tiles or strips)", handle.path)
@@ -175,7 +181,9 @@ def check_data_extents(handle: DngHandle) -> None:
         missing = int(np.count_nonzero(end > handle.file_size))
         raise TruncatedFileError(
             f"the file is truncated: {missing} of {offsets.size} image chunks run past its end "
-            f"({handle.file_size} bytes)", handle.path)
+            f"({handle.file_size} bytes)",
+            handle.path,
+        )
 
 
 def rationals(value: Any) -> np.ndarray:
@@ -194,8 +202,9 @@ def rationals(value: Any) -> np.ndarray:
     return arr.astype(np.float64)
 
 
-def rational_tag(handle: DngHandle, code: int, *, raw_first: bool = True,
-                 rational: bool = True) -> np.ndarray | None:
+def rational_tag(
+    handle: DngHandle, code: int, *, raw_first: bool = True, rational: bool = True
+) -> np.ndarray | None:
     """Tag ``code`` as float64 values, decoding rational pairs; None when absent."""
     page_order = (handle.raw, handle.ifd0) if raw_first else (handle.ifd0, handle.raw)
     for page in page_order:
@@ -273,14 +282,16 @@ def read_color_metadata(handle: DngHandle) -> ColorMetadata:
         analog_balance=_vector(rational_tag(handle, 50727), p, "AnalogBalance"),
         as_shot_neutral=_vector(rational_tag(handle, 50728), p, "AsShotNeutral"),
         as_shot_white_xy=(float(white_xy[0]), float(white_xy[1]))
-        if white_xy is not None and white_xy.size == 2 else None,
+        if white_xy is not None and white_xy.size == 2
+        else None,
         baseline_exposure=_scalar(rational_tag(handle, 50730)),
         baseline_noise=_scalar(rational_tag(handle, 50731)),
         baseline_sharpness=_scalar(rational_tag(handle, 50732)),
         noise_profile=tuple(float(v) for v in noise) if noise is not None else None,
         profile_name=_text(handle, 50936) or None,
         profile_tone_curve=curve.reshape(-1, 2).astype(np.float32)
-        if curve is not None and curve.size >= 4 and curve.size % 2 == 0 else None,
+        if curve is not None and curve.size >= 4 and curve.size % 2 == 0
+        else None,
     )
 
 
@@ -289,8 +300,11 @@ def read_identity(handle: DngHandle) -> CameraIdentity:
     version = handle.tag(TAG_DNG_VERSION, raw_first=False)
     dng_version: tuple[int, int, int, int] | None = None
     if version is not None:
-        raw_bytes = bytes(version) if isinstance(version, (bytes, bytearray)) else bytes(
-            int(v) for v in np.atleast_1d(version))
+        raw_bytes = (
+            bytes(version)
+            if isinstance(version, (bytes, bytearray))
+            else bytes(int(v) for v in np.atleast_1d(version))
+        )
         if len(raw_bytes) >= 4:
             dng_version = (raw_bytes[0], raw_bytes[1], raw_bytes[2], raw_bytes[3])
     orientation = handle.tag(274, raw_first=False)

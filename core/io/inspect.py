@@ -67,20 +67,24 @@ def describe_dng(path: str | Path) -> dict[str, Any]:
             "bits_per_sample": bps,
             "sample_format": int(np.atleast_1d(raw.sampleformat)[0]),
             "compression": compression_name(int(raw.compression)),
-            "layout": (f"tiles {raw.tilewidth}x{raw.tilelength}" if raw.is_tiled
-                       else "strips"),
+            "layout": (f"tiles {raw.tilewidth}x{raw.tilelength}" if raw.is_tiled else "strips"),
             "image_data": data_ok,
             "baseline_exposure": color.baseline_exposure,
-            "as_shot_neutral": None if color.as_shot_neutral is None
+            "as_shot_neutral": None
+            if color.as_shot_neutral is None
             else [round(float(v), 5) for v in color.as_shot_neutral],
-            "analog_balance": None if color.analog_balance is None
+            "analog_balance": None
+            if color.analog_balance is None
             else [round(float(v), 5) for v in color.analog_balance],
-            "calibration_illuminants": [color.calibration_illuminant1,
-                                        color.calibration_illuminant2],
+            "calibration_illuminants": [
+                color.calibration_illuminant1,
+                color.calibration_illuminant2,
+            ],
             "has_linearization_table": 50712 in raw.tags,
             "has_profile_gain_table_map": TAG_PGTM in raw.tags or TAG_PGTM in handle.ifd0.tags,
-            "opcode_lists": [n for n, code in ((1, 51008), (2, 51009), (3, 51022))
-                             if code in raw.tags],
+            "opcode_lists": [
+                n for n, code in ((1, 51008), (2, 51009), (3, 51022)) if code in raw.tags
+            ],
         }
     info["provenance"] = read_provenance(file)
     return info

@@ -255,8 +255,10 @@ def _gain_map_invalid(op: GainMapOpcode) -> str | None:
     if not np.all(np.isfinite(op.gains)):
         return "its gains hold NaN or infinite values"
     if op.gains.size and (op.gains.min() < 0.0 or op.gains.max() > MAX_SHADING_GAIN):
-        return (f"its gains {op.gains.min():.4g}..{op.gains.max():.4g} are outside "
-                f"0..{MAX_SHADING_GAIN:g}")
+        return (
+            f"its gains {op.gains.min():.4g}..{op.gains.max():.4g} are outside "
+            f"0..{MAX_SHADING_GAIN:g}"
+        )
     return None
 
 
@@ -279,9 +281,7 @@ def parse_opcode_list(data: bytes, list_id: int) -> OpcodeList:
         raise CorruptDataError(f"{name} is truncated ({len(buf)} bytes)")
     (count,) = struct.unpack_from(">I", buf, 0)
     if count > (len(buf) - 4) // _OPCODE_HEADER_BYTES:
-        raise CorruptDataError(
-            f"{name} claims {count} opcodes but holds only {len(buf)} bytes"
-        )
+        raise CorruptDataError(f"{name} claims {count} opcodes but holds only {len(buf)} bytes")
     pos = 4
     opcodes: list[Opcode] = []
     for index in range(count):
@@ -294,7 +294,7 @@ def parse_opcode_list(data: bytes, list_id: int) -> OpcodeList:
                 f"{name}: opcode {index + 1} ({OPCODE_NAMES.get(opcode_id, opcode_id)}) "
                 f"declares {size} bytes but only {len(buf) - pos} remain"
             )
-        payload = buf[pos:pos + size]
+        payload = buf[pos : pos + size]
         pos += size
         if opcode_id == OPCODE_GAIN_MAP:
             opcodes.append(_parse_gain_map(payload, flags, version, name))
@@ -311,7 +311,8 @@ def _parse_gain_map(payload: bytes, flags: int, version: int, list_name: str) ->
     if len(payload) < _AREA_BYTES + _MAP_HEADER_BYTES:
         raise ShadingError(f"{list_name}: GainMap is truncated ({len(payload)} bytes)")
     top, left, bottom, right, plane, planes, row_pitch, col_pitch = struct.unpack_from(
-        ">iiiiIIII", payload, 0)
+        ">iiiiIIII", payload, 0
+    )
     pv, ph, sv, sh, ov, oh, mp = struct.unpack_from(">IIddddI", payload, _AREA_BYTES)
     n_gains = pv * ph * mp
     expected = _AREA_BYTES + _MAP_HEADER_BYTES + 4 * n_gains
@@ -320,17 +321,37 @@ def _parse_gain_map(payload: bytes, flags: int, version: int, list_name: str) ->
             f"{list_name}: GainMap declares a {pv}x{ph}x{mp} map ({expected} bytes) but "
             f"holds {len(payload)} bytes"
         )
-    gains = np.frombuffer(payload, dtype=">f4", count=n_gains,
-                          offset=_AREA_BYTES + _MAP_HEADER_BYTES).reshape(pv, ph, mp)
+    gains = np.frombuffer(
+        payload, dtype=">f4", count=n_gains, offset=_AREA_BYTES + _MAP_HEADER_BYTES
+    ).reshape(pv, ph, mp)
     try:
-        return GainMapOpcode(top, left, bottom, right, plane, planes, row_pitch, col_pitch,
-                             pv, ph, sv, sh, ov, oh, mp, gains, flags=flags, version=version)
+        return GainMapOpcode(
+            top,
+            left,
+            bottom,
+            right,
+            plane,
+            planes,
+            row_pitch,
+            col_pitch,
+            pv,
+            ph,
+            sv,
+            sh,
+            ov,
+            oh,
+            mp,
+            gains,
+            flags=flags,
+            version=version,
+        )
     except ShadingError as err:
         raise ShadingError(f"{list_name}: {err.reason}") from None
 
 
-def _parse_vignette(payload: bytes, flags: int, version: int, list_name: str
-                    ) -> FixVignetteRadialOpcode:
+def _parse_vignette(
+    payload: bytes, flags: int, version: int, list_name: str
+) -> FixVignetteRadialOpcode:
     if len(payload) != _VIGNETTE_BYTES:
         raise ShadingError(
             f"{list_name}: FixVignetteRadial has {len(payload)} bytes of parameters, "
@@ -348,13 +369,32 @@ def serialize_opcode_list(opcode_list: OpcodeList) -> bytes:
     out = [struct.pack(">I", len(opcode_list.opcodes))]
     for op in opcode_list.opcodes:
         if isinstance(op, GainMapOpcode):
-            payload = b"".join([
-                struct.pack(">iiiiIIII", op.top, op.left, op.bottom, op.right, op.plane,
-                            op.planes, op.row_pitch, op.col_pitch),
-                struct.pack(">IIddddI", op.map_points_v, op.map_points_h, op.map_spacing_v,
-                            op.map_spacing_h, op.map_origin_v, op.map_origin_h, op.map_planes),
-                op.gains.astype(">f4").tobytes(),
-            ])
+            payload = b"".join(
+                [
+                    struct.pack(
+                        ">iiiiIIII",
+                        op.top,
+                        op.left,
+                        op.bottom,
+                        op.right,
+                        op.plane,
+                        op.planes,
+                        op.row_pitch,
+                        op.col_pitch,
+                    ),
+                    struct.pack(
+                        ">IIddddI",
+                        op.map_points_v,
+                        op.map_points_h,
+                        op.map_spacing_v,
+                        op.map_spacing_h,
+                        op.map_origin_v,
+                        op.map_origin_h,
+                        op.map_planes,
+                    ),
+                    op.gains.astype(">f4").tobytes(),
+                ]
+            )
         elif isinstance(op, FixVignetteRadialOpcode):
             payload = struct.pack(">7d", *op.k, op.center_x, op.center_y)
         else:
@@ -381,8 +421,9 @@ def unsupported_mandatory(opcode_list: OpcodeList) -> list[str]:
 # --------------------------------------------------------------------------- shading gains
 
 
-def _frame(height: int, width: int, origin: tuple[int, int],
-           image_size: tuple[int, int] | None) -> tuple[int, int, int, int]:
+def _frame(
+    height: int, width: int, origin: tuple[int, int], image_size: tuple[int, int] | None
+) -> tuple[int, int, int, int]:
     """(x0, y0, full_h, full_w): where the (height, width) mosaic sits in the opcode image."""
     ox, oy = int(origin[0]), int(origin[1])
     if image_size is None:
@@ -392,8 +433,7 @@ def _frame(height: int, width: int, origin: tuple[int, int],
     full_h, full_w = int(image_size[0]), int(image_size[1])
     if ox < 0 or oy < 0 or ox + width > full_w or oy + height > full_h:
         raise ShapeError(
-            f"a {width}x{height} mosaic at (x={ox}, y={oy}) does not fit a "
-            f"{full_w}x{full_h} image"
+            f"a {width}x{height} mosaic at (x={ox}, y={oy}) does not fit a {full_w}x{full_h} image"
         )
     return ox, oy, full_h, full_w
 
@@ -414,8 +454,9 @@ def _selected(start_px: int, count: int, lo: int, hi: int, pitch: int, whole: bo
     return slice(first - start_px, stop - start_px, pitch)
 
 
-def _map_axis(points: int, spacing: float, origin: float, img_px: np.ndarray, size_px: int
-              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _map_axis(
+    points: int, spacing: float, origin: float, img_px: np.ndarray, size_px: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(i0, i1, frac) map indices at pixel centres (SDK ``dng_gain_map_interpolator``)."""
     if points == 1:
         zeros = np.zeros(img_px.shape, dtype=np.int64)
@@ -426,8 +467,14 @@ def _map_axis(points: int, spacing: float, origin: float, img_px: np.ndarray, si
     return i0, np.minimum(i0 + 1, points - 1), m - i0
 
 
-def _gain_map_gains(op: GainMapOpcode, map_plane: int, rows_img: np.ndarray,
-                    cols_img: np.ndarray, full_h: int, full_w: int) -> np.ndarray:
+def _gain_map_gains(
+    op: GainMapOpcode,
+    map_plane: int,
+    rows_img: np.ndarray,
+    cols_img: np.ndarray,
+    full_h: int,
+    full_w: int,
+) -> np.ndarray:
     """Bilinear map gains (len(rows), len(cols)) for one map plane."""
     g = op.gains[:, :, map_plane].astype(np.float64)
     r0, r1, rf = _map_axis(op.map_points_v, op.map_spacing_v, op.map_origin_v, rows_img, full_h)
@@ -436,8 +483,16 @@ def _gain_map_gains(op: GainMapOpcode, map_plane: int, rows_img: np.ndarray,
     return by_row[:, c0] * (1.0 - cf)[None, :] + by_row[:, c1] * cf[None, :]
 
 
-def _apply_gain_map(gain: np.ndarray, op: GainMapOpcode, list_id: int, cfa: CfaPattern,
-                    ox: int, oy: int, full_h: int, full_w: int) -> None:
+def _apply_gain_map(
+    gain: np.ndarray,
+    op: GainMapOpcode,
+    list_id: int,
+    cfa: CfaPattern,
+    ox: int,
+    oy: int,
+    full_h: int,
+    full_w: int,
+) -> None:
     h, w = gain.shape
     whole = op.area_is_empty
     rs = _selected(oy, h, op.top, op.bottom, op.row_pitch, whole)
@@ -455,16 +510,18 @@ def _apply_gain_map(gain: np.ndarray, op: GainMapOpcode, list_id: int, cfa: CfaP
                 continue
             mask = colors == c
             if np.any(mask):
-                g = _gain_map_gains(op, min(c, op.map_planes - 1), rows_img, cols_img,
-                                    full_h, full_w)
+                g = _gain_map_gains(
+                    op, min(c, op.map_planes - 1), rows_img, cols_img, full_h, full_w
+                )
                 view[mask] *= g[mask]
     elif op.plane == 0:
         # Stages 1 and 2 of a CFA image have a single plane, number 0.
         view *= _gain_map_gains(op, 0, rows_img, cols_img, full_h, full_w)
 
 
-def _apply_vignette(gain: np.ndarray, op: FixVignetteRadialOpcode, ox: int, oy: int,
-                    full_h: int, full_w: int) -> None:
+def _apply_vignette(
+    gain: np.ndarray, op: FixVignetteRadialOpcode, ox: int, oy: int, full_h: int, full_w: int
+) -> None:
     h, w = gain.shape
     cy, cx = op.center_y * full_h, op.center_x * full_w
     max_r = math.hypot(max(cy, full_h - cy), max(cx, full_w - cx))
@@ -528,8 +585,11 @@ def shading_gain_map(
             elif isinstance(op, FixVignetteRadialOpcode):
                 _apply_vignette(gain, op, ox, oy, full_h, full_w)
             else:
-                logger.debug("OpcodeList%d: %s is not a shading opcode; ignored",
-                             opcode_list.list_id, op.name)
+                logger.debug(
+                    "OpcodeList%d: %s is not a shading opcode; ignored",
+                    opcode_list.list_id,
+                    op.name,
+                )
     if gain.size and not gain.max() <= MAX_SHADING_GAIN:
         raise ShadingError(
             f"the lens-shading opcodes combine to a gain of {gain.max():.3g}, which is not "
@@ -550,6 +610,7 @@ def apply_shading(
     arr = np.asarray(mosaic)
     if arr.ndim != 2:
         raise ShapeError(f"mosaic must be (H, W), got shape {arr.shape}")
-    gain = shading_gain_map(opcode_lists, arr.shape[0], arr.shape[1], cfa, origin=origin,
-                            image_size=image_size)
+    gain = shading_gain_map(
+        opcode_lists, arr.shape[0], arr.shape[1], cfa, origin=origin, image_size=image_size
+    )
     return (arr.astype(np.float32, copy=False) * gain).astype(np.float32, copy=False)

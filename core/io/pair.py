@@ -46,8 +46,11 @@ def check_pair_sizes(raw12: RawCapture, proraw48: ProRawCapture) -> None:
     if (h48, w48) != (2 * h12, 2 * w12):
         raise PairMismatchError(
             f"ProRAW48 is {w48}x{h48} but RAW12 is {w12}x{h12}; the ProRAW must be exactly "
-            "twice the RAW in each axis", proraw48.path,
-            expected=(2 * w12, 2 * h12), actual=(w48, h48))
+            "twice the RAW in each axis",
+            proraw48.path,
+            expected=(2 * w12, 2 * h12),
+            actual=(w48, h48),
+        )
 
 
 def shading_for(raw12: RawCapture) -> tuple[np.ndarray | None, tuple[str, ...], tuple[str, ...]]:
@@ -66,20 +69,32 @@ def shading_for(raw12: RawCapture) -> tuple[np.ndarray | None, tuple[str, ...], 
             elif isinstance(op, FixVignetteRadialOpcode):
                 applied.append(f"OpcodeList{ol.list_id}:FixVignetteRadial")
         for name in unsupported_mandatory(ol):
-            notes.append(f"mandatory opcode {name} not applied to the anchor (geometry is "
-                         "handled by registration)")
+            notes.append(
+                f"mandatory opcode {name} not applied to the anchor (geometry is "
+                "handled by registration)"
+            )
     if not applied:
         return None, (), tuple(notes)
     top, left, bottom, right = raw12.active_area
     h12, w12 = raw12.shape
-    gain = shading_gain_map(lists, h12, w12, raw12.cfa, origin=raw12.crop_origin,
-                            image_size=(bottom - top, right - left))
+    gain = shading_gain_map(
+        lists,
+        h12,
+        w12,
+        raw12.cfa,
+        origin=raw12.crop_origin,
+        image_size=(bottom - top, right - left),
+    )
     return gain.astype(np.float32), tuple(applied), tuple(notes)
 
 
-def load_pair(raw12_path: str | Path, proraw48_path: str | Path, *,
-              progress: ProgressCallback = no_progress,
-              cancel: CancelToken | None = None) -> CapturePair:
+def load_pair(
+    raw12_path: str | Path,
+    proraw48_path: str | Path,
+    *,
+    progress: ProgressCallback = no_progress,
+    cancel: CancelToken | None = None,
+) -> CapturePair:
     """Read, validate and map a capture pair.
 
     Raises:
@@ -101,13 +116,17 @@ def load_pair(raw12_path: str | Path, proraw48_path: str | Path, *,
     progress(Progress("read", 3, 4, "mapping colour and shading"))
     notes: list[str] = []
     if raw12.identity.orientation != proraw48.identity.orientation:
-        notes.append(f"Orientation differs (RAW12 {raw12.identity.orientation}, ProRAW48 "
-                     f"{proraw48.identity.orientation}); both are processed in sensor "
-                     "orientation and RAW12's is written")
-    if raw12.identity.model and proraw48.identity.model and (
-            raw12.identity.model != proraw48.identity.model):
-        notes.append(f"camera models differ: {raw12.identity.model} vs "
-                     f"{proraw48.identity.model}")
+        notes.append(
+            f"Orientation differs (RAW12 {raw12.identity.orientation}, ProRAW48 "
+            f"{proraw48.identity.orientation}); both are processed in sensor "
+            "orientation and RAW12's is written"
+        )
+    if (
+        raw12.identity.model
+        and proraw48.identity.model
+        and (raw12.identity.model != proraw48.identity.model)
+    ):
+        notes.append(f"camera models differ: {raw12.identity.model} vs {proraw48.identity.model}")
     mapping = proraw_to_camera_matrix(raw12.color, proraw48.color)
     notes.append(mapping.note)
     if mapping.method == "identity":

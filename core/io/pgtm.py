@@ -238,20 +238,30 @@ def parse_pgtm(
     needed = header + n_samples * entry_bytes
     if len(buf) < needed:
         raise CorruptDataError(
-            f"{name} declares {pv}x{ph}x{pn} gains ({needed} bytes) but holds only "
-            f"{len(buf)} bytes"
+            f"{name} declares {pv}x{ph}x{pn} gains ({needed} bytes) but holds only {len(buf)} bytes"
         )
     if len(buf) > needed:
-        logger.warning("%s has %d trailing bytes after its table; ignored", name,
-                       len(buf) - needed)
-    raw = np.frombuffer(buf, dtype=np.dtype(storage).newbyteorder(byteorder),
-                        count=n_samples, offset=header)
+        logger.warning("%s has %d trailing bytes after its table; ignored", name, len(buf) - needed)
+    raw = np.frombuffer(
+        buf, dtype=np.dtype(storage).newbyteorder(byteorder), count=n_samples, offset=header
+    )
     table = _decode_gains(raw, data_type, gain_min, gain_max).reshape(pv, ph, pn)
     try:
         return ProfileGainTableMap(
-            points_v=pv, points_h=ph, spacing_v=sv, spacing_h=sh, origin_v=ov, origin_h=oh,
-            points_n=pn, input_weights=weights, table=table, gamma=gamma, version=version,
-            data_type=data_type, gain_min=gain_min, gain_max=gain_max,
+            points_v=pv,
+            points_h=ph,
+            spacing_v=sv,
+            spacing_h=sh,
+            origin_v=ov,
+            origin_h=oh,
+            points_n=pn,
+            input_weights=weights,
+            table=table,
+            gamma=gamma,
+            version=version,
+            data_type=data_type,
+            gain_min=gain_min,
+            gain_max=gain_max,
         )
     except CorruptDataError as err:
         raise CorruptDataError(err.reason.replace("ProfileGainTableMap", name)) from None
@@ -266,20 +276,32 @@ def serialize_pgtm(pgtm: ProfileGainTableMap, *, byteorder: Literal[">", "<"] = 
     """
     if byteorder not in (">", "<"):
         raise ValueError(f"byteorder must be '>' or '<', got {byteorder!r}")
-    out = [struct.pack(byteorder + "IIddddI", pgtm.points_v, pgtm.points_h, pgtm.spacing_v,
-                       pgtm.spacing_h, pgtm.origin_v, pgtm.origin_h, pgtm.points_n),
-           struct.pack(byteorder + "5f", *pgtm.input_weights)]
+    out = [
+        struct.pack(
+            byteorder + "IIddddI",
+            pgtm.points_v,
+            pgtm.points_h,
+            pgtm.spacing_v,
+            pgtm.spacing_h,
+            pgtm.origin_v,
+            pgtm.origin_h,
+            pgtm.points_n,
+        ),
+        struct.pack(byteorder + "5f", *pgtm.input_weights),
+    ]
     if pgtm.version == 2:
-        out.append(struct.pack(byteorder + "Ifff", pgtm.data_type, pgtm.gamma, pgtm.gain_min,
-                                pgtm.gain_max))
+        out.append(
+            struct.pack(
+                byteorder + "Ifff", pgtm.data_type, pgtm.gamma, pgtm.gain_min, pgtm.gain_max
+            )
+        )
     storage, _ = DATA_TYPES[pgtm.data_type]
     codes = _encode_gains(pgtm.table.reshape(-1), pgtm.data_type, pgtm.gain_min, pgtm.gain_max)
     out.append(codes.astype(np.dtype(storage).newbyteorder(byteorder)).tobytes())
     return b"".join(out)
 
 
-def _decode_gains(raw: np.ndarray, data_type: int, gain_min: float, gain_max: float
-                  ) -> np.ndarray:
+def _decode_gains(raw: np.ndarray, data_type: int, gain_min: float, gain_max: float) -> np.ndarray:
     """Stored gain codes -> float32 gains (SDK: ``gainMin + (x * 1/MaxInt) * (max - min)``)."""
     if data_type in (2, 3):
         return raw.astype(np.float32)
@@ -288,8 +310,9 @@ def _decode_gains(raw: np.ndarray, data_type: int, gain_min: float, gain_max: fl
     return (gmin + (raw.astype(np.float32) * scale) * (gmax - gmin)).astype(np.float32)
 
 
-def _encode_gains(gains: np.ndarray, data_type: int, gain_min: float, gain_max: float
-                  ) -> np.ndarray:
+def _encode_gains(
+    gains: np.ndarray, data_type: int, gain_min: float, gain_max: float
+) -> np.ndarray:
     """float32 gains -> stored codes (SDK ``dng_gain_table_map::PutStream``)."""
     if data_type in (2, 3):
         return gains
@@ -312,8 +335,15 @@ class _Axis:
     frac: np.ndarray  # float (n,)
 
 
-def _axis(points: int, spacing: float, origin: float, start_px: int, count: int,
-          size_px: int, dtype: np.dtype) -> _Axis:
+def _axis(
+    points: int,
+    spacing: float,
+    origin: float,
+    start_px: int,
+    count: int,
+    size_px: int,
+    dtype: np.dtype,
+) -> _Axis:
     """Map indices for pixels ``start_px .. start_px + count - 1`` of an axis ``size_px`` long."""
     if points == 1:  # SDK forces spacing 1 / origin 0; the clamp pins every pixel to 0
         zeros = np.zeros(count, dtype=np.int64)
@@ -336,8 +366,9 @@ def _work_dtype(arr: np.ndarray) -> np.dtype:
     return np.dtype(np.float64) if arr.dtype == np.float64 else np.dtype(np.float32)
 
 
-def _frame(shape_hw: tuple[int, int], origin: tuple[int, int],
-           image_size: tuple[int, int] | None) -> tuple[int, int, int, int]:
+def _frame(
+    shape_hw: tuple[int, int], origin: tuple[int, int], image_size: tuple[int, int] | None
+) -> tuple[int, int, int, int]:
     """(x0, y0, full_h, full_w) of a (H, W) tile placed at ``origin`` (x, y) in the image."""
     h, w = shape_hw
     ox, oy = int(origin[0]), int(origin[1])
@@ -353,8 +384,9 @@ def _frame(shape_hw: tuple[int, int], origin: tuple[int, int],
     return ox, oy, full_h, full_w
 
 
-def _table_input(rgb: np.ndarray, pgtm: ProfileGainTableMap, exposure_gain: float,
-                 dtype: np.dtype) -> np.ndarray:
+def _table_input(
+    rgb: np.ndarray, pgtm: ProfileGainTableMap, exposure_gain: float, dtype: np.dtype
+) -> np.ndarray:
     """Unclamped table input ``2**EV * (R, G, B, min, max) . weights`` of (3, ...) values."""
     r, g, b = (rgb[i].astype(dtype, copy=False) for i in range(3))
     w = [dtype.type(x) for x in pgtm.input_weights]
@@ -366,8 +398,7 @@ def _table_input(rgb: np.ndarray, pgtm: ProfileGainTableMap, exposure_gain: floa
     return s * dtype.type(exposure_gain)
 
 
-def _row_tables(pgtm: ProfileGainTableMap, ys: _Axis, rows: slice, dtype: np.dtype
-                ) -> np.ndarray:
+def _row_tables(pgtm: ProfileGainTableMap, ys: _Axis, rows: slice, dtype: np.dtype) -> np.ndarray:
     """Gain tables blended vertically for each image row: (rows, points_h, points_n)."""
     t3 = pgtm.table.astype(dtype, copy=False)
     top, bottom = t3[ys.i0[rows]], t3[ys.i1[rows]]
@@ -386,13 +417,15 @@ class _Cols:
     @classmethod
     def for_block(cls, n_rows: int, ph: int, n: int, xs: _Axis) -> _Cols:
         rbase = (np.arange(n_rows, dtype=np.int64) * (ph * n))[:, None]
-        return cls(rbase + (xs.i0 * n)[None, :], rbase + (xs.i1 * n)[None, :],
-                   xs.frac[None, :])
+        return cls(rbase + (xs.i0 * n)[None, :], rbase + (xs.i1 * n)[None, :], xs.frac[None, :])
 
     def subset(self, mask: np.ndarray) -> _Cols:
         shape = mask.shape
-        return _Cols(np.broadcast_to(self.b0, shape)[mask], np.broadcast_to(self.b1, shape)[mask],
-                     np.broadcast_to(self.xf, shape)[mask])
+        return _Cols(
+            np.broadcast_to(self.b0, shape)[mask],
+            np.broadcast_to(self.b1, shape)[mask],
+            np.broadcast_to(self.xf, shape)[mask],
+        )
 
     def gain_at(self, flat: np.ndarray, n: int, i: np.ndarray | np.integer) -> np.ndarray:
         """Gain at integer table index ``i`` (clamped to N - 1)."""
@@ -480,8 +513,9 @@ def apply_pgtm(
 
     The SDK clips the result to [0, 1] only for SDR profiles; do that downstream if needed.
     """
-    gain = pgtm_gain(rgb, pgtm, baseline_exposure_ev=baseline_exposure_ev, origin=origin,
-                     image_size=image_size)
+    gain = pgtm_gain(
+        rgb, pgtm, baseline_exposure_ev=baseline_exposure_ev, origin=origin, image_size=image_size
+    )
     arr = np.asarray(rgb)
     return (arr.astype(gain.dtype, copy=False) * gain[None]).astype(gain.dtype, copy=False)
 
@@ -565,10 +599,12 @@ def invert_pgtm(
     return out
 
 
-def _solve_input(flat: np.ndarray, n: int, gamma: float, cols: _Cols, u: np.ndarray,
-                 iterations: int) -> np.ndarray:
+def _solve_input(
+    flat: np.ndarray, n: int, gamma: float, cols: _Cols, u: np.ndarray, iterations: int
+) -> np.ndarray:
     """Per-pixel ``t`` with ``t * g(clamp(t)**gamma) = u`` (see ``invert_pgtm``), float64."""
     shape = u.shape
+
     def t_at(i: np.ndarray) -> np.ndarray:
         """Input at which the lookup lands exactly on table index ``i``: (i / N)**(1/gamma)."""
         tc = i / n

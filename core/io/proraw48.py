@@ -52,8 +52,9 @@ def _levels(handle: DngHandle, code: int, default: float, spp: int) -> np.ndarra
     if values.size == 1:
         return np.full(spp, float(values[0]))
     if values.size < spp:
-        raise CorruptDataError(f"tag {code} has {values.size} values for {spp} samples",
-                               handle.path)
+        raise CorruptDataError(
+            f"tag {code} has {values.size} values for {spp} samples", handle.path
+        )
     return values[:spp].astype(np.float64)
 
 
@@ -61,11 +62,15 @@ def _read_pgtm(handle: DngHandle) -> ProfileGainTableMap | None:
     tag = handle.raw.tags.get(TAG_PGTM) or handle.ifd0.tags.get(TAG_PGTM)
     if tag is None:
         return None
-    data = tag.value if isinstance(tag.value, (bytes, bytearray)) else bytes(
-        np.asarray(tag.value, dtype=np.uint8))
-    byteorder = ">" if handle.tif.byteorder == ">" else "<"
+    data = (
+        tag.value
+        if isinstance(tag.value, (bytes, bytearray))
+        else bytes(np.asarray(tag.value, dtype=np.uint8))
+    )
     try:
-        return parse_pgtm(bytes(data), byteorder=byteorder)
+        if handle.tif.byteorder == ">":
+            return parse_pgtm(bytes(data), byteorder=">")
+        return parse_pgtm(bytes(data), byteorder="<")
     except InputFileError as err:
         raise type(err)(f"ProfileGainTableMap: {err.reason}", handle.path) from err
 
@@ -104,20 +109,31 @@ def read_proraw48(path: str | Path, *, decode: bool = True) -> ProRawCapture:
         photometric = int(handle.raw.photometric)
         if photometric == PHOTOMETRIC_CFA:
             raise WrongKindError(
-                "this is a Bayer RAW DNG, not a demosaiced ProRAW; pass it as --raw12", file,
-                expected="LinearRaw", actual="Bayer CFA")
+                "this is a Bayer RAW DNG, not a demosaiced ProRAW; pass it as --raw12",
+                file,
+                expected="LinearRaw",
+                actual="Bayer CFA",
+            )
         if photometric != PHOTOMETRIC_LINEAR_RAW:
-            raise WrongKindError(f"raw image is not LinearRaw (photometric {photometric})", file,
-                                 expected="LinearRaw", actual=f"photometric {photometric}")
+            raise WrongKindError(
+                f"raw image is not LinearRaw (photometric {photometric})",
+                file,
+                expected="LinearRaw",
+                actual=f"photometric {photometric}",
+            )
         spp = int(handle.raw.samplesperpixel)
         if spp != 3:
-            raise WrongKindError(f"LinearRaw has {spp} samples per pixel; ProRAW has 3", file,
-                                 expected="3 samples", actual=f"{spp} samples")
+            raise WrongKindError(
+                f"LinearRaw has {spp} samples per pixel; ProRAW has 3",
+                file,
+                expected="3 samples",
+                actual=f"{spp} samples",
+            )
         compression = int(handle.raw.compression)
         if compression not in SUPPORTED_LINEAR_COMPRESSION:
             raise UnsupportedFormatError(
-                f"raw data uses {compression_name(compression)}, which Linear48 cannot decode",
-                file)
+                f"raw data uses {compression_name(compression)}, which Linear48 cannot decode", file
+            )
         h, w = check_dimensions(handle)
         table = _linearization_table(handle)
         black = _levels(handle, 50714, 0.0, spp)
@@ -144,25 +160,33 @@ def read_proraw48(path: str | Path, *, decode: bool = True) -> ProRawCapture:
                 raise CorruptDataError(f"image tiles cannot be decoded ({err})", file) from err
             except Exception as err:  # imagecodecs raises its own codec-specific errors
                 if type(err).__module__.startswith("imagecodecs"):
-                    raise CorruptDataError(f"image tiles cannot be decoded ({err})",
-                                           file) from err
+                    raise CorruptDataError(f"image tiles cannot be decoded ({err})", file) from err
                 raise
             if codes.shape != (h, w, 3):
-                raise CorruptDataError(f"decoded shape {codes.shape} does not match {w}x{h}x3",
-                                       file)
-            image = _linearize(codes[cy: cy + ch, cx: cx + cw], table, black, white)
+                raise CorruptDataError(
+                    f"decoded shape {codes.shape} does not match {w}x{h}x3", file
+                )
+            image = _linearize(codes[cy : cy + ch, cx : cx + cw], table, black, white)
             del codes
-    log.info("%s: LinearRaw %dx%d, %s, %d-bit, LUT %s, PGTM %s", file.name, cw, ch,
-             compression_name(compression), bps, "yes" if table is not None else "no",
-             "yes" if pgtm is not None else "no")
+    log.info(
+        "%s: LinearRaw %dx%d, %s, %d-bit, LUT %s, PGTM %s",
+        file.name,
+        cw,
+        ch,
+        compression_name(compression),
+        bps,
+        "yes" if table is not None else "no",
+        "yes" if pgtm is not None else "no",
+    )
     return ProRawCapture(
         path=file,
         image=image,
         color=color,
         identity=identity,
         pgtm=pgtm,
-        linearization_table=table.astype(np.uint16) if table is not None and table.max(
-            initial=0) <= 65535 else table,
+        linearization_table=table.astype(np.uint16)
+        if table is not None and table.max(initial=0) <= 65535
+        else table,
         black=black,
         white=white,
         bits_per_sample=bps,
@@ -171,8 +195,9 @@ def read_proraw48(path: str | Path, *, decode: bool = True) -> ProRawCapture:
     )
 
 
-def _linearize(codes: np.ndarray, table: np.ndarray | None, black: np.ndarray,
-               white: np.ndarray) -> np.ndarray:
+def _linearize(
+    codes: np.ndarray, table: np.ndarray | None, black: np.ndarray, white: np.ndarray
+) -> np.ndarray:
     """Stored codes (H, W, 3) -> float32 (3, H, W), 1.0 = white, in row bands.
 
     Codes beyond the LinearizationTable use its last entry (DNG spec).
@@ -184,12 +209,12 @@ def _linearize(codes: np.ndarray, table: np.ndarray | None, black: np.ndarray,
         lut = table.astype(np.float32)
     scale = (1.0 / (white - black)).astype(np.float32)
     for y0 in range(0, h, _ROW_BAND):
-        band = codes[y0: y0 + _ROW_BAND]
+        band = codes[y0 : y0 + _ROW_BAND]
         for c in range(3):
             plane = band[..., c]
             if lut is not None:
                 vals = lut[np.minimum(plane, lut.size - 1)]
             else:
                 vals = plane.astype(np.float32)
-            out[c, y0: y0 + _ROW_BAND] = (vals - np.float32(black[c])) * scale[c]
+            out[c, y0 : y0 + _ROW_BAND] = (vals - np.float32(black[c])) * scale[c]
     return out

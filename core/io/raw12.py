@@ -54,12 +54,20 @@ def _cfa_from_tags(handle: DngHandle) -> CfaPattern:
     if dims_t != (2, 2):
         raise UnsupportedFormatError(
             f"CFA repeat pattern {dims_t} is not a 2x2 Bayer pattern (X-Trans and quad "
-            "patterns are not RAW12 files)", handle.path)
-    raw = np.frombuffer(bytes(pattern), dtype=np.uint8) if isinstance(
-        pattern, (bytes, bytearray)) else np.asarray(pattern, dtype=np.uint8).ravel()
+            "patterns are not RAW12 files)",
+            handle.path,
+        )
+    raw = (
+        np.frombuffer(bytes(pattern), dtype=np.uint8)
+        if isinstance(pattern, (bytes, bytearray))
+        else np.asarray(pattern, dtype=np.uint8).ravel()
+    )
     plane_color = handle.tag(50710)
-    planes = (np.frombuffer(bytes(plane_color), dtype=np.uint8)
-              if isinstance(plane_color, (bytes, bytearray)) else np.array([0, 1, 2], np.uint8))
+    planes = (
+        np.frombuffer(bytes(plane_color), dtype=np.uint8)
+        if isinstance(plane_color, (bytes, bytearray))
+        else np.array([0, 1, 2], np.uint8)
+    )
     if raw.size != 4 or raw.max(initial=0) >= planes.size:
         raise CorruptDataError(f"CFAPattern {raw.tolist()} is not a 2x2 pattern", handle.path)
     colors = planes[raw]
@@ -67,7 +75,8 @@ def _cfa_from_tags(handle: DngHandle) -> CfaPattern:
         return CfaPattern.from_array(colors.reshape(2, 2))
     except ShapeError as err:
         raise UnsupportedFormatError(
-            f"CFA colours {colors.tolist()} are not R/G/B Bayer", handle.path) from err
+            f"CFA colours {colors.tolist()} are not R/G/B Bayer", handle.path
+        ) from err
 
 
 def _active_area(handle: DngHandle, h: int, w: int) -> tuple[int, int, int, int]:
@@ -77,7 +86,8 @@ def _active_area(handle: DngHandle, h: int, w: int) -> tuple[int, int, int, int]
     top, left, bottom, right = int_tuple(values)[:4]
     if not (0 <= top < bottom <= h and 0 <= left < right <= w):
         raise CorruptDataError(
-            f"ActiveArea {top, left, bottom, right} lies outside the {w}x{h} image", handle.path)
+            f"ActiveArea {top, left, bottom, right} lies outside the {w}x{h} image", handle.path
+        )
     return top, left, bottom, right
 
 
@@ -90,7 +100,8 @@ def _default_crop(handle: DngHandle, ah: int, aw: int) -> tuple[int, int, int, i
     if x < 0 or y < 0 or cw <= 0 or ch <= 0 or x + cw > aw or y + ch > ah:
         raise CorruptDataError(
             f"DefaultCrop origin {x, y} size {cw}x{ch} exceeds the {aw}x{ah} active area",
-            handle.path)
+            handle.path,
+        )
     return x, y, cw, ch
 
 
@@ -103,7 +114,8 @@ def _black_pattern(handle: DngHandle, h: int, w: int) -> np.ndarray:
         levels = np.zeros(1)
     if rr <= 0 or rc <= 0 or rr > 8 or rc > 8 or levels.size < rr * rc:
         raise CorruptDataError(
-            f"BlackLevel has {levels.size} values for a {rr}x{rc} repeat pattern", handle.path)
+            f"BlackLevel has {levels.size} values for a {rr}x{rc} repeat pattern", handle.path
+        )
     block = levels[: rr * rc].reshape(rr, rc)
     black = np.tile(block, (-(-h // rr), -(-w // rc)))[:h, :w]
     delta_h = rational_tag(handle, 50715)
@@ -129,8 +141,11 @@ def _opcode_lists(handle: DngHandle) -> dict[int, OpcodeList]:
         tag = handle.raw.tags.get(code) or handle.ifd0.tags.get(code)
         if tag is None:
             continue
-        data = tag.value if isinstance(tag.value, (bytes, bytearray)) else bytes(
-            np.asarray(tag.value, dtype=np.uint8))
+        data = (
+            tag.value
+            if isinstance(tag.value, (bytes, bytearray))
+            else bytes(np.asarray(tag.value, dtype=np.uint8))
+        )
         try:
             out[list_id] = parse_opcode_list(bytes(data), list_id)
         except InputFileError as err:
@@ -150,7 +165,9 @@ def _decode_with_rawpy(path: Path, stored: tuple[int, int]) -> np.ndarray:
     if image.shape != stored:
         raise CorruptDataError(
             f"LibRaw decoded {image.shape[1]}x{image.shape[0]} but the file declares "
-            f"{stored[1]}x{stored[0]}", path)
+            f"{stored[1]}x{stored[0]}",
+            path,
+        )
     return image
 
 
@@ -175,18 +192,32 @@ def read_raw12(path: str | Path) -> RawCapture:
         if photometric == PHOTOMETRIC_LINEAR_RAW:
             raise WrongKindError(
                 "this is a demosaiced LinearRaw DNG (like ProRAW), not a Bayer RAW; pass it as "
-                "--proraw48", file, expected="Bayer CFA", actual="LinearRaw")
+                "--proraw48",
+                file,
+                expected="Bayer CFA",
+                actual="LinearRaw",
+            )
         if photometric != PHOTOMETRIC_CFA:
-            raise WrongKindError(f"raw image is not a Bayer CFA (photometric {photometric})",
-                                 file, expected="Bayer CFA", actual=f"photometric {photometric}")
+            raise WrongKindError(
+                f"raw image is not a Bayer CFA (photometric {photometric})",
+                file,
+                expected="Bayer CFA",
+                actual=f"photometric {photometric}",
+            )
         if int(handle.raw.samplesperpixel) != 1:
-            raise WrongKindError("Bayer raw must have one sample per pixel", file,
-                                 expected="1 sample", actual=str(handle.raw.samplesperpixel))
+            raise WrongKindError(
+                "Bayer raw must have one sample per pixel",
+                file,
+                expected="1 sample",
+                actual=str(handle.raw.samplesperpixel),
+            )
         compression = int(handle.raw.compression)
         if compression not in SUPPORTED_BAYER_COMPRESSION:
             raise UnsupportedFormatError(
                 f"raw data uses {compression_name(compression)}, which Linear48 cannot read for "
-                "Bayer files", file)
+                "Bayer files",
+                file,
+            )
         h, w = check_dimensions(handle)
         check_data_extents(handle)
         cfa_active = _cfa_from_tags(handle)
@@ -201,14 +232,15 @@ def read_raw12(path: str | Path) -> RawCapture:
     if ch < 2 or cw < 2:
         raise AbsurdSizeError(f"usable image is only {cw}x{ch} pixels", file)
     stored = _decode_with_rawpy(file, (h, w))
-    raw = stored[top + cy: top + cy + ch, left + cx: left + cx + cw].astype(np.float32)
-    black = black_active[cy: cy + ch, cx: cx + cw]
+    raw = stored[top + cy : top + cy + ch, left + cx : left + cx + cw].astype(np.float32)
+    black = black_active[cy : cy + ch, cx : cx + cw]
     if np.any(white <= black):
         raise CorruptDataError(f"WhiteLevel {white:g} is not above BlackLevel", file)
     mosaic = ((raw - black) / (white - black)).astype(np.float32)
     cfa = cfa_active.shifted(cy % 2, cx % 2)
-    black_2x2 = np.array([[float(black[dy::2, dx::2].mean()) for dx in range(2)]
-                          for dy in range(2)])
+    black_2x2 = np.array(
+        [[float(black[dy::2, dx::2].mean()) for dx in range(2)] for dy in range(2)]
+    )
     if not np.any(stored):
         log.warning("%s: raw data decodes to all zeros", file.name)
     return RawCapture(

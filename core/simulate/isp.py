@@ -288,8 +288,7 @@ def warp_image(
     _, h, w = planes.shape
     half = np.array([(w - 1) / 2.0, (h - 1) / 2.0])
     norm = float(np.hypot(*half)) or 1.0
-    cx, cy = (float(v) for v in (principal_point_px if principal_point_px is not None
-                                 else half))
+    cx, cy = (float(v) for v in (principal_point_px if principal_point_px is not None else half))
     k1, k2, k3 = (float(v) for v in radial)
     p1, p2 = (float(v) for v in tangential)
     tx, ty = (float(v) for v in translation_px)
@@ -299,8 +298,10 @@ def warp_image(
 
     out = np.empty_like(planes)
     # Spline coefficients once per plane (not once per chunk) for the cubic case.
-    sources = [ndimage.spline_filter(p, order=3, mode="nearest", output=np.float32)
-               if order > 1 else p for p in planes]
+    sources = [
+        ndimage.spline_filter(p, order=3, mode="nearest", output=np.float32) if order > 1 else p
+        for p in planes
+    ]
     xs = np.arange(w, dtype=np.float64)[None, :]
     for r0 in range(0, h, _CHUNK_ROWS):
         r1 = min(h, r0 + _CHUNK_ROWS)
@@ -320,11 +321,11 @@ def warp_image(
             tan_y = p1 * (r2 + 2.0 * uy * uy) + 2.0 * p2 * ux * uy
             sx = xs + scale * dx + norm * tan_x + tx
             sy = ys + scale * dy + norm * tan_y + ty
-        coords = np.stack([np.broadcast_to(sy, (r1 - r0, w)),
-                           np.broadcast_to(sx, (r1 - r0, w))])
+        coords = np.stack([np.broadcast_to(sy, (r1 - r0, w)), np.broadcast_to(sx, (r1 - r0, w))])
         for c, plane in enumerate(sources):
-            ndimage.map_coordinates(plane, coords, output=out[c, r0:r1], order=order,
-                                    mode="nearest", prefilter=False)
+            ndimage.map_coordinates(
+                plane, coords, output=out[c, r0:r1], order=order, mode="nearest", prefilter=False
+            )
     if order > 1:
         np.maximum(out, 0.0, out=out)
     return out if src.ndim == 3 else out[0]

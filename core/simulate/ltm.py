@@ -47,13 +47,17 @@ MID_GREY = 0.18
 """Scene value the operators pull the frame's key towards (with the frame's median)."""
 
 TableIndex = Literal["spec", "n_minus_1"]
-PgtmArrays = tuple[np.ndarray, tuple[float, float, float, float, float], float, float,
-                   float, float]
+PgtmArrays = tuple[np.ndarray, tuple[float, float, float, float, float], float, float, float, float]
 """(table (points_v, points_h, points_n) float32, MapInputWeights (5), MapSpacingV,
 MapSpacingH, MapOriginV, MapOriginH), the fields of a DNG ProfileGainTableMap."""
 
 APPLE_LIKE_WEIGHTS: tuple[float, float, float, float, float] = (
-    0.026176, 0.088058, 0.008889, 0.0, 0.123123)
+    0.026176,
+    0.088058,
+    0.008889,
+    0.0,
+    0.123123,
+)
 """MapInputWeights of the real iPhone 12 Pro PGTM in shared/data/real (R, G, B, min, max)."""
 
 
@@ -112,8 +116,14 @@ def _box_mean(img: np.ndarray, radius: int) -> np.ndarray:
 # ----------------------------------------------------------------------------- operators
 
 
-def blur_ltm(scene: np.ndarray, *, strength: float = 0.6, rng: np.random.Generator | None = None,
-             sigma_frac: float | None = None, compression: float = 0.6) -> np.ndarray:
+def blur_ltm(
+    scene: np.ndarray,
+    *,
+    strength: float = 0.6,
+    rng: np.random.Generator | None = None,
+    sigma_frac: float | None = None,
+    compression: float = 0.6,
+) -> np.ndarray:
     """Classic LTM: compress a Gaussian-blurred log luminance ("base") towards the key.
 
     ``log2 g = softclip(-strength * compression * (base - key))`` with
@@ -141,8 +151,9 @@ def blur_ltm(scene: np.ndarray, *, strength: float = 0.6, rng: np.random.Generat
     return _gain_from_low_log2(log_gain, h, w)
 
 
-def _guided_coefficients(guide: np.ndarray, radius: int, eps: float) -> tuple[np.ndarray,
-                                                                           np.ndarray]:
+def _guided_coefficients(
+    guide: np.ndarray, radius: int, eps: float
+) -> tuple[np.ndarray, np.ndarray]:
     """Self-guided filter coefficients (mean_a, mean_b) so that ``q = mean_a * I + mean_b``."""
     mean_i = _box_mean(guide, radius)
     var_i = _box_mean(guide * guide, radius) - mean_i * mean_i
@@ -151,9 +162,15 @@ def _guided_coefficients(guide: np.ndarray, radius: int, eps: float) -> tuple[np
     return _box_mean(a, radius), _box_mean(b, radius)
 
 
-def bilateral_ltm(scene: np.ndarray, *, strength: float = 0.6,
-                  rng: np.random.Generator | None = None, radius_frac: float | None = None,
-                  eps_log2: float | None = None, compression: float = 0.6) -> np.ndarray:
+def bilateral_ltm(
+    scene: np.ndarray,
+    *,
+    strength: float = 0.6,
+    rng: np.random.Generator | None = None,
+    radius_frac: float | None = None,
+    eps_log2: float | None = None,
+    compression: float = 0.6,
+) -> np.ndarray:
     """Edge-aware LTM: the same base compression as ``blur_ltm`` on a guided-filter base.
 
     The base layer is a self-guided filter of log2 luminance (He et al.): coefficients
@@ -246,8 +263,10 @@ def pgtm_arrays_for_scene(
     _check_scene(scene)
     _check_strength(strength)
     if points_v < 1 or points_h < 1 or points_n < 2:
-        raise ConfigError(f"PGTM grid needs points_v, points_h >= 1 and points_n >= 2, got "
-                          f"{points_v}x{points_h}x{points_n}")
+        raise ConfigError(
+            f"PGTM grid needs points_v, points_h >= 1 and points_n >= 2, got "
+            f"{points_v}x{points_h}x{points_n}"
+        )
     if rng is None:
         weights = APPLE_LIKE_WEIGHTS
     else:
@@ -255,8 +274,13 @@ def pgtm_arrays_for_scene(
         t = rng.uniform(0.0, 1.0)
         mixed = (1.0 - t) * np.array(APPLE_LIKE_WEIGHTS) + t * luma_like
         mixed *= 2.0 ** rng.uniform(-1.0, 0.5)
-        weights = (float(mixed[0]), float(mixed[1]), float(mixed[2]), float(mixed[3]),
-                   float(mixed[4]))
+        weights = (
+            float(mixed[0]),
+            float(mixed[1]),
+            float(mixed[2]),
+            float(mixed[3]),
+            float(mixed[4]),
+        )
     spacing_v, spacing_h = 1.0 / points_v, 1.0 / points_h
     origin_v, origin_h = 0.5 / points_v, 0.5 / points_h
     factor = _low_res_factor(scene.shape[1], scene.shape[2], 256)
@@ -264,13 +288,12 @@ def pgtm_arrays_for_scene(
     log_in = np.log2(_input_value(low_rgb, weights) + np.float32(2.0**-12))
     hl, wl = log_in.shape
     smooth = ndimage.gaussian_filter(
-        log_in, (max(0.5 * spacing_v * hl, 0.5), max(0.5 * spacing_h * wl, 0.5)),
-        mode="reflect")
+        log_in, (max(0.5 * spacing_v * hl, 0.5), max(0.5 * spacing_h * wl, 0.5)), mode="reflect"
+    )
     # Sample the smoothed key at the grid points (pixel-centre convention on the low grid).
     pv = (origin_v + spacing_v * np.arange(points_v)) * hl - 0.5
     ph = (origin_h + spacing_h * np.arange(points_h)) * wl - 0.5
-    coords = np.stack(np.meshgrid(np.clip(pv, 0, hl - 1), np.clip(ph, 0, wl - 1),
-                                  indexing="ij"))
+    coords = np.stack(np.meshgrid(np.clip(pv, 0, hl - 1), np.clip(ph, 0, wl - 1), indexing="ij"))
     key = ndimage.map_coordinates(smooth, coords, order=1, mode="nearest")  # (V, H)
     grey = np.float32(MID_GREY) * np.asarray((0.52, 1.0, 0.72), dtype=np.float32)
     a = float(np.log2(_input_value(grey[:, None], weights)[0] + 2.0**-12))
@@ -281,8 +304,9 @@ def pgtm_arrays_for_scene(
     return table, weights, spacing_v, spacing_h, origin_v, origin_h
 
 
-def _grid_taps(n_px: int, n_points: int, origin: float, spacing: float) -> tuple[
-        np.ndarray, np.ndarray, np.ndarray]:
+def _grid_taps(
+    n_px: int, n_points: int, origin: float, spacing: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Map-point indices (i0, i1) and weight of i1 for pixels 0..n_px-1 along one axis."""
     rel = (np.arange(n_px, dtype=np.float64) + 0.5) / n_px
     pos = np.clip((rel - origin) / spacing, 0.0, n_points - 1)
@@ -366,16 +390,23 @@ def grid_table_gain(
     return out
 
 
-def grid_table_ltm(scene: np.ndarray, *, strength: float = 0.6,
-                   rng: np.random.Generator | None = None, points_v: int = 6,
-                   points_h: int = 8, points_n: int = 257) -> np.ndarray:
+def grid_table_ltm(
+    scene: np.ndarray,
+    *,
+    strength: float = 0.6,
+    rng: np.random.Generator | None = None,
+    points_v: int = 6,
+    points_h: int = 8,
+    points_n: int = 257,
+) -> np.ndarray:
     """PGTM-like LTM: ``grid_table_gain`` of the map ``pgtm_arrays_for_scene`` designs.
 
     With ``rng`` the input weights are randomised (see ``pgtm_arrays_for_scene``).
     Shapes: scene (3, H, W) -> gain (H, W) float32 in [1/4, 8].
     """
-    arrays = pgtm_arrays_for_scene(scene, points_v=points_v, points_h=points_h,
-                                   points_n=points_n, strength=strength, rng=rng)
+    arrays = pgtm_arrays_for_scene(
+        scene, points_v=points_v, points_h=points_h, points_n=points_n, strength=strength, rng=rng
+    )
     return grid_table_gain(scene, *arrays)
 
 
@@ -392,9 +423,14 @@ def _laplacian_pyramid(img: np.ndarray, levels: int) -> list[np.ndarray]:
     return [*lap, gauss[-1]]
 
 
-def exposure_fusion_ltm(scene: np.ndarray, *, strength: float = 0.6,
-                        rng: np.random.Generator | None = None, spread_ev: float | None = None,
-                        sigma_well: float | None = None) -> np.ndarray:
+def exposure_fusion_ltm(
+    scene: np.ndarray,
+    *,
+    strength: float = 0.6,
+    rng: np.random.Generator | None = None,
+    spread_ev: float | None = None,
+    sigma_well: float | None = None,
+) -> np.ndarray:
     """Multi-scale LTM: Mertens exposure fusion of synthetic exposures of the luminance.
 
     Exposures ``e_k`` from ``-spread_ev`` to ``+1.5 * spread_ev`` (6 of them) around the key
@@ -453,8 +489,9 @@ LTM_OPERATORS: dict[str, LtmOperator] = {
 }
 
 
-def apply_ltm(scene: np.ndarray, name: str, *, strength: float,
-              rng: np.random.Generator | None = None) -> tuple[np.ndarray, np.ndarray]:
+def apply_ltm(
+    scene: np.ndarray, name: str, *, strength: float, rng: np.random.Generator | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Tone-map ``scene`` with one operator: returns ``(scene * gain, gain)``.
 
     ``rng`` randomises the operator's secondary parameters (sigma, eps, weights...);
@@ -490,8 +527,9 @@ class LtmResult:
     pgtm: PgtmArrays | None = None
 
 
-def random_ltm(scene: np.ndarray, rng: np.random.Generator, *,
-               strength_range: tuple[float, float] = (0.3, 1.0)) -> LtmResult:
+def random_ltm(
+    scene: np.ndarray, rng: np.random.Generator, *, strength_range: tuple[float, float] = (0.3, 1.0)
+) -> LtmResult:
     """Pick an operator uniformly and a strength from U(strength_range); apply it.
 
     Deterministic for the generator state. Shapes as ``apply_ltm``.
@@ -502,7 +540,6 @@ def random_ltm(scene: np.ndarray, rng: np.random.Generator, *,
     if name == "grid_table":
         arrays = pgtm_arrays_for_scene(scene, strength=strength, rng=rng)
         gain = grid_table_gain(scene, *arrays)
-        return LtmResult(name, strength, np.asarray(scene, np.float32) * gain[None], gain,
-                         arrays)
+        return LtmResult(name, strength, np.asarray(scene, np.float32) * gain[None], gain, arrays)
     tonemapped, gain = apply_ltm(scene, name, strength=strength, rng=rng)
     return LtmResult(name, strength, tonemapped, gain)

@@ -50,12 +50,20 @@ from core.simulate import isp, ltm, scenes
 log = logging.getLogger(__name__)
 
 #: iPhone 12 Pro colour matrices (from the real ProRAW header in shared/data/real).
-IPHONE_CM1 = np.array([[1.227163, -0.545479, -0.261288],
-                       [-0.454686, 1.51778, -0.04265],
-                       [-0.040938, 0.163614, 0.591346]])
-IPHONE_CM2 = np.array([[0.914543, -0.322228, -0.126225],
-                       [-0.428868, 1.309541, 0.094676],
-                       [-0.106292, 0.235045, 0.430733]])
+IPHONE_CM1 = np.array(
+    [
+        [1.227163, -0.545479, -0.261288],
+        [-0.454686, 1.51778, -0.04265],
+        [-0.040938, 0.163614, 0.591346],
+    ]
+)
+IPHONE_CM2 = np.array(
+    [
+        [0.914543, -0.322228, -0.126225],
+        [-0.428868, 1.309541, 0.094676],
+        [-0.106292, 0.235045, 0.430733],
+    ]
+)
 #: Daylight as-shot neutral of an iPhone-like sensor (camera RGB of a white surface).
 DAYLIGHT_NEUTRAL = np.array([0.449, 1.0, 0.541])
 RAW_BLACK, RAW_WHITE = 528, 4095
@@ -121,8 +129,9 @@ class SimConfig:
         if self.vignetting not in ("gainmap", "radial", "none"):
             raise ConfigError(f"vignetting: {self.vignetting!r} is not gainmap, radial or none")
         if self.wb_style not in ("as-shot-neutral", "analog-balance"):
-            raise ConfigError(f"wb_style: {self.wb_style!r} is not as-shot-neutral or "
-                              "analog-balance")
+            raise ConfigError(
+                f"wb_style: {self.wb_style!r} is not as-shot-neutral or analog-balance"
+            )
         CfaPattern.from_name(self.cfa)
 
 
@@ -186,8 +195,9 @@ def encode_with_table(linear01: np.ndarray, table: np.ndarray) -> np.ndarray:
     return np.where(pick_lower, lower, idx).astype(np.uint16)
 
 
-def auto_exposure(camera48: np.ndarray, cfa: CfaPattern, *, percentile: float = 99.0,
-                  target: float = 0.8) -> float:
+def auto_exposure(
+    camera48: np.ndarray, cfa: CfaPattern, *, percentile: float = 99.0, target: float = 0.8
+) -> float:
     """Exposure scale a camera's auto-exposure would pick: the ``percentile`` of the
     noise-free RAW12 mosaic lands at ``target`` of the clip, so only small light sources
     (sun, lamps, point lights: under 1 % of the frame) clip."""
@@ -225,26 +235,41 @@ def _vignetting_opcodes(cfg: SimConfig, h12: int, w12: int) -> OpcodeList | None
     k1 = 0.3 * (corner_gain - 1.0)
     if cfg.vignetting == "radial":
         op: GainMapOpcode | FixVignetteRadialOpcode = FixVignetteRadialOpcode(
-            k=(k0, k1, 0.0, 0.0, 0.0), center_x=0.5, center_y=0.5)
+            k=(k0, k1, 0.0, 0.0, 0.0), center_x=0.5, center_y=0.5
+        )
     else:
         pv, ph = 13, 17
         yy, xx = np.meshgrid(np.linspace(0, 1, pv), np.linspace(0, 1, ph), indexing="ij")
         # r normalised to 1 at the corners, as for FixVignetteRadial.
-        r2 = ((xx - 0.5) ** 2 * w12**2 + (yy - 0.5) ** 2 * h12**2) / (
-            0.25 * (w12**2 + h12**2))
+        r2 = ((xx - 0.5) ** 2 * w12**2 + (yy - 0.5) ** 2 * h12**2) / (0.25 * (w12**2 + h12**2))
         gains = (1.0 + k0 * r2 + k1 * r2**2).astype(np.float32)[..., None]
-        op = GainMapOpcode(top=0, left=0, bottom=h12, right=w12, plane=0, planes=1,
-                           row_pitch=1, col_pitch=1, map_points_v=pv, map_points_h=ph,
-                           map_spacing_v=1.0 / (pv - 1), map_spacing_h=1.0 / (ph - 1),
-                           map_origin_v=0.0, map_origin_h=0.0, map_planes=1, gains=gains)
+        op = GainMapOpcode(
+            top=0,
+            left=0,
+            bottom=h12,
+            right=w12,
+            plane=0,
+            planes=1,
+            row_pitch=1,
+            col_pitch=1,
+            map_points_v=pv,
+            map_points_h=ph,
+            map_spacing_v=1.0 / (pv - 1),
+            map_spacing_h=1.0 / (ph - 1),
+            map_origin_v=0.0,
+            map_origin_h=0.0,
+            map_planes=1,
+            gains=gains,
+        )
     return OpcodeList(list_id=3, opcodes=(op,))
 
 
 def _resolve_ltm(cfg: SimConfig, rng: np.random.Generator) -> str:
     if cfg.ltm != "random":
         if cfg.ltm not in ltm.LTM_OPERATORS:
-            raise ConfigError(f"ltm: {cfg.ltm!r} is not one of "
-                              f"{', '.join(['random', *ltm.LTM_OPERATORS])}")
+            raise ConfigError(
+                f"ltm: {cfg.ltm!r} is not one of {', '.join(['random', *ltm.LTM_OPERATORS])}"
+            )
         return cfg.ltm
     names = sorted(ltm.LTM_OPERATORS)
     return names[int(rng.integers(len(names)))]
@@ -264,8 +289,9 @@ def simulate_pair(cfg: SimConfig) -> SimulatedPair:
 
     # RAW12: quad-Bayer photosites with noise, 2x2 binning, vignetting, clipping, codes.
     quad = remosaic_quad(truth, cfa)
-    noisy = isp.poisson_gaussian_noise(quad, full_well_e=cfg.full_well_e,
-                                       read_noise_e=cfg.read_noise_e, rng=rng)
+    noisy = isp.poisson_gaussian_noise(
+        quad, full_well_e=cfg.full_well_e, read_noise_e=cfg.read_noise_e, rng=rng
+    )
     mosaic12 = bin2x2(noisy.astype(np.float32))
     opcodes = _vignetting_opcodes(cfg, h12, w12)
     if opcodes is not None:
@@ -280,15 +306,17 @@ def simulate_pair(cfg: SimConfig) -> SimulatedPair:
     op_name = _resolve_ltm(cfg, rng)
     pixel_strength = {"pixels": 1.0, "both": 0.5, "pgtm": 0.0, "none": 0.0}[cfg.ltm_mode]
     if pixel_strength > 0:
-        _, gain = ltm.apply_ltm(truth, op_name, strength=cfg.ltm_strength * pixel_strength,
-                                rng=rng)
+        _, gain = ltm.apply_ltm(truth, op_name, strength=cfg.ltm_strength * pixel_strength, rng=rng)
     else:
         gain = np.ones((h48, w48), np.float32)
     pro = truth * gain[None]
     if cfg.proraw_noise > 0:
         pro = isp.poisson_gaussian_noise(
-            pro, full_well_e=cfg.full_well_e / cfg.proraw_noise**2,
-            read_noise_e=cfg.read_noise_e, rng=rng)
+            pro,
+            full_well_e=cfg.full_well_e / cfg.proraw_noise**2,
+            read_noise_e=cfg.read_noise_e,
+            rng=rng,
+        )
     if cfg.denoise > 0:
         pro = isp.denoise(pro, cfg.denoise)
     if cfg.sharpen > 0:
@@ -300,11 +328,19 @@ def simulate_pair(cfg: SimConfig) -> SimulatedPair:
     if cfg.ltm_mode in ("pgtm", "both"):
         strength = cfg.ltm_strength * (1.0 if cfg.ltm_mode == "pgtm" else 0.5)
         table, weights, sv, sh, ov, oh = ltm.pgtm_arrays_for_scene(
-            truth, points_v=6, points_h=8, points_n=257, strength=strength, rng=rng)
-        pgtm = ProfileGainTableMap(points_v=6, points_h=8, spacing_v=sv, spacing_h=sh,
-                                   origin_v=ov, origin_h=oh, points_n=257,
-                                   input_weights=tuple(float(w) for w in weights),  # type: ignore[arg-type]
-                                   table=table.astype(np.float32))
+            truth, points_v=6, points_h=8, points_n=257, strength=strength, rng=rng
+        )
+        pgtm = ProfileGainTableMap(
+            points_v=6,
+            points_h=8,
+            spacing_v=sv,
+            spacing_h=sh,
+            origin_v=ov,
+            origin_h=oh,
+            points_n=257,
+            input_weights=tuple(float(w) for w in weights),  # type: ignore[arg-type]
+            table=table.astype(np.float32),
+        )
     headroom = 2.0**cfg.proraw_headroom_ev
     pro_linear = pro / headroom
     ab = None
@@ -317,22 +353,43 @@ def simulate_pair(cfg: SimConfig) -> SimulatedPair:
     pro_codes = encode_with_table(pro_linear, table)
 
     raw_color = ColorMetadata(
-        color_matrix1=IPHONE_CM1, color_matrix2=IPHONE_CM2, calibration_illuminant1=17,
-        calibration_illuminant2=21, as_shot_neutral=neutral, baseline_exposure=0.0,
-        noise_profile=(3e-5, 3e-8))
-    pro_color = replace(raw_color, as_shot_neutral=pro_neutral, analog_balance=ab,
-                        baseline_exposure=cfg.proraw_headroom_ev - 0.3,
-                        baseline_sharpness=1.5, profile_name="Apple Embedded Color Profile")
+        color_matrix1=IPHONE_CM1,
+        color_matrix2=IPHONE_CM2,
+        calibration_illuminant1=17,
+        calibration_illuminant2=21,
+        as_shot_neutral=neutral,
+        baseline_exposure=0.0,
+        noise_profile=(3e-5, 3e-8),
+    )
+    pro_color = replace(
+        raw_color,
+        as_shot_neutral=pro_neutral,
+        analog_balance=ab,
+        baseline_exposure=cfg.proraw_headroom_ev - 0.3,
+        baseline_sharpness=1.5,
+        profile_name="Apple Embedded Color Profile",
+    )
     return SimulatedPair(
-        truth=truth, raw12_codes=raw_frame, proraw_codes=pro_codes,
-        ltm_gain=gain.astype(np.float32), pgtm=pgtm, linearization_table=table,
+        truth=truth,
+        raw12_codes=raw_frame,
+        proraw_codes=pro_codes,
+        ltm_gain=gain.astype(np.float32),
+        pgtm=pgtm,
+        linearization_table=table,
         raw12_opcodes=serialize_opcode_list(opcodes) if opcodes is not None else None,
-        raw12_color=raw_color, proraw_color=pro_color, config=replace(cfg, ltm=op_name))
+        raw12_color=raw_color,
+        proraw_color=pro_color,
+        config=replace(cfg, ltm=op_name),
+    )
 
 
-IDENTITY = CameraIdentity(make="Apple", model="iPhone 15 Pro (simulated)",
-                          unique_camera_model="iPhone16,1 back camera (Linear48 simulator)",
-                          software="Linear48 simulator", orientation=1)
+IDENTITY = CameraIdentity(
+    make="Apple",
+    model="iPhone 15 Pro (simulated)",
+    unique_camera_model="iPhone16,1 back camera (Linear48 simulator)",
+    software="Linear48 simulator",
+    orientation=1,
+)
 
 
 def _save_npy(path: Path, array: np.ndarray) -> None:
@@ -347,25 +404,46 @@ def write_pair(sim: SimulatedPair, folder: str | Path, *, stem: str = "") -> Pai
     prefix = f"{stem}_" if stem else ""
     cfg = sim.config
     h12, w12 = cfg.h12, cfg.w12
-    paths = PairPaths(raw12=out / f"{prefix}raw12.dng", proraw48=out / f"{prefix}proraw48.dng",
-                      truth=out / f"{prefix}truth.npy", ltm_gain=out / f"{prefix}ltm_gain.npy",
-                      meta=out / f"{prefix}sim.json")
+    paths = PairPaths(
+        raw12=out / f"{prefix}raw12.dng",
+        proraw48=out / f"{prefix}proraw48.dng",
+        truth=out / f"{prefix}truth.npy",
+        ltm_gain=out / f"{prefix}ltm_gain.npy",
+        meta=out / f"{prefix}sim.json",
+    )
     stored_w = sim.raw12_codes.shape[1]
     tile_w = next((t for t in (264, 256, 192, 128, 64, 32, 16) if stored_w % t == 0), None)
-    write_bayer_dng(paths.raw12, sim.raw12_codes, cfa=CfaPattern.from_name(cfg.cfa),
-                    black=float(RAW_BLACK), white=RAW_WHITE, color=sim.raw12_color,
-                    identity=IDENTITY, active_area=(0, 0, h12, w12),
-                    default_crop=(0, 0, w12, h12), opcode_list3=sim.raw12_opcodes,
-                    tile_shape=(min(378, h12), tile_w) if tile_w else None)
-    write_linearraw_dng(paths.proraw48, sim.proraw_codes, bits_per_sample=12,
-                        linearization_table=sim.linearization_table, black=(0, 0, 0),
-                        white=(65535, 65535, 65535), color=sim.proraw_color,
-                        identity=IDENTITY,
-                        pgtm=serialize_pgtm(sim.pgtm) if sim.pgtm is not None else None)
+    write_bayer_dng(
+        paths.raw12,
+        sim.raw12_codes,
+        cfa=CfaPattern.from_name(cfg.cfa),
+        black=float(RAW_BLACK),
+        white=RAW_WHITE,
+        color=sim.raw12_color,
+        identity=IDENTITY,
+        active_area=(0, 0, h12, w12),
+        default_crop=(0, 0, w12, h12),
+        opcode_list3=sim.raw12_opcodes,
+        tile_shape=(min(378, h12), tile_w) if tile_w else None,
+    )
+    write_linearraw_dng(
+        paths.proraw48,
+        sim.proraw_codes,
+        bits_per_sample=12,
+        linearization_table=sim.linearization_table,
+        black=(0, 0, 0),
+        white=(65535, 65535, 65535),
+        color=sim.proraw_color,
+        identity=IDENTITY,
+        pgtm=serialize_pgtm(sim.pgtm) if sim.pgtm is not None else None,
+    )
     _save_npy(paths.truth, sim.truth)
     _save_npy(paths.ltm_gain, sim.ltm_gain)
-    meta = {"config": asdict(cfg), "truth_shape": list(sim.truth.shape),
-            "model": __doc__.split("\n\n")[1] if __doc__ else ""}
+    meta = {
+        "config": asdict(cfg),
+        "truth_shape": list(sim.truth.shape),
+        "model": __doc__.split("\n\n")[1] if __doc__ else "",
+    }
     with atomic_write(paths.meta) as handle:
         handle.write((json.dumps(meta, indent=2, default=str) + "\n").encode())
     return paths
@@ -380,8 +458,9 @@ def parse_size(text: str) -> tuple[int, int]:
     return w, h
 
 
-def write_demo_pair(folder: str | Path, *, scene: str = "backlit", size: str = "1008x756",
-                    seed: int = 0) -> PairPaths:
+def write_demo_pair(
+    folder: str | Path, *, scene: str = "backlit", size: str = "1008x756", seed: int = 0
+) -> PairPaths:
     """The bundled demo pair: a deterministic simulated backlit scene (default 1008x756 RAW12).
 
     Re-uses the files when ``folder`` already holds the same demo (same config).
@@ -395,14 +474,20 @@ def write_demo_pair(folder: str | Path, *, scene: str = "backlit", size: str = "
             old = json.loads(meta.read_text())["config"]
             wanted = {"scene": scene, "w12": w12, "h12": h12, "seed": seed}
             if all(old.get(k) == v for k, v in wanted.items()):
-                return PairPaths(out / "raw12.dng", out / "proraw48.dng", out / "truth.npy",
-                                 out / "ltm_gain.npy", meta)
+                return PairPaths(
+                    out / "raw12.dng",
+                    out / "proraw48.dng",
+                    out / "truth.npy",
+                    out / "ltm_gain.npy",
+                    meta,
+                )
         except (OSError, ValueError, KeyError):
             pass
     return write_pair(simulate_pair(cfg), out)
 
 
-def pgtm_rendered(camera48: np.ndarray, pgtm: ProfileGainTableMap, baseline_ev: float
-                  ) -> np.ndarray:
+def pgtm_rendered(
+    camera48: np.ndarray, pgtm: ProfileGainTableMap, baseline_ev: float
+) -> np.ndarray:
     """Apple's intended look: Camera48 with the PGTM gain applied (for halo diffs)."""
     return camera48 * pgtm_gain(camera48, pgtm, baseline_exposure_ev=baseline_ev)[None]

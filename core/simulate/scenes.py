@@ -50,9 +50,18 @@ MAX_SIDE_PX = 16384
 STRIPE_GRID: tuple[int, int] = (3, 4)
 """Rows x columns of the ``stripes`` panels (``panel_slices`` gives their extents)."""
 STRIPE_PANELS: tuple[tuple[float, float], ...] = (
-    (0.02, 0.0), (0.05, 90.0), (0.10, 45.0), (0.125, 0.0),
-    (0.20, 30.0), (0.24, 0.0), (0.25, 90.0), (0.26, 0.0),
-    (0.33, 60.0), (0.45, 0.0), (0.48, 90.0), (0.49, 0.0),
+    (0.02, 0.0),
+    (0.05, 90.0),
+    (0.10, 45.0),
+    (0.125, 0.0),
+    (0.20, 30.0),
+    (0.24, 0.0),
+    (0.25, 90.0),
+    (0.26, 0.0),
+    (0.33, 60.0),
+    (0.45, 0.0),
+    (0.48, 90.0),
+    (0.49, 0.0),
 )
 """``stripes`` panels in reading order: (frequency in cycles per 48MP pixel, angle of the
 wave vector in degrees; 0 = intensity varies along x, i.e. vertical stripes). 0.25 is the
@@ -97,8 +106,9 @@ def _grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
 _TILE_PX = 512
 
 
-def _noise(h: int, w: int, cell_px: float, rng: np.random.Generator,
-           cell_px_x: float | None = None) -> np.ndarray:
+def _noise(
+    h: int, w: int, cell_px: float, rng: np.random.Generator, cell_px_x: float | None = None
+) -> np.ndarray:
     """Value noise in [0, 1]: random knots ~``cell_px`` apart, bilinearly interpolated.
 
     ``cell_px_x`` makes it anisotropic (cells ``cell_px`` tall, ``cell_px_x`` wide).
@@ -132,8 +142,9 @@ def _noise(h: int, w: int, cell_px: float, rng: np.random.Generator,
     return out
 
 
-def _fbm(h: int, w: int, rng: np.random.Generator, cells_px: Sequence[float],
-         gains: Sequence[float]) -> np.ndarray:
+def _fbm(
+    h: int, w: int, rng: np.random.Generator, cells_px: Sequence[float], gains: Sequence[float]
+) -> np.ndarray:
     """Sum of value-noise octaves, zero-mean-ish, within [-1, 1]. Shape (h, w) float32."""
     total = np.zeros((h, w), dtype=np.float32)
     for cell, gain in zip(cells_px, gains, strict=True):
@@ -144,8 +155,9 @@ def _fbm(h: int, w: int, rng: np.random.Generator, cells_px: Sequence[float],
     return total
 
 
-def _smooth_fbm(h: int, w: int, rng: np.random.Generator, cells_frac: Sequence[float],
-                gains: Sequence[float]) -> np.ndarray:
+def _smooth_fbm(
+    h: int, w: int, rng: np.random.Generator, cells_frac: Sequence[float], gains: Sequence[float]
+) -> np.ndarray:
     """Low-frequency fbm (cells given as fractions of the frame height), built at a
     resolution of about 256 px tall and upsampled once. Shape (h, w) float32."""
     hs = min(h, 256)
@@ -181,17 +193,40 @@ _DAY = _rgb(*DAYLIGHT_CAMERA_RGB)
 _TUNGSTEN = _rgb(*TUNGSTEN_CAMERA_RGB)
 
 # ColorChecker-like reflectances: sRGB 8-bit values of the 24 classic patches, linearised.
-_CHECKER_SRGB8 = np.array([
-    (115, 82, 68), (194, 150, 130), (98, 122, 157), (87, 108, 67), (133, 128, 177),
-    (103, 189, 170), (214, 126, 44), (80, 91, 166), (193, 90, 99), (94, 60, 108),
-    (157, 188, 64), (224, 163, 46), (56, 61, 150), (70, 148, 73), (175, 54, 60),
-    (231, 199, 31), (187, 86, 149), (8, 133, 161), (243, 243, 242), (200, 200, 200),
-    (160, 160, 160), (122, 122, 121), (85, 85, 85), (52, 52, 52),
-], dtype=np.float32)
+_CHECKER_SRGB8 = np.array(
+    [
+        (115, 82, 68),
+        (194, 150, 130),
+        (98, 122, 157),
+        (87, 108, 67),
+        (133, 128, 177),
+        (103, 189, 170),
+        (214, 126, 44),
+        (80, 91, 166),
+        (193, 90, 99),
+        (94, 60, 108),
+        (157, 188, 64),
+        (224, 163, 46),
+        (56, 61, 150),
+        (70, 148, 73),
+        (175, 54, 60),
+        (231, 199, 31),
+        (187, 86, 149),
+        (8, 133, 161),
+        (243, 243, 242),
+        (200, 200, 200),
+        (160, 160, 160),
+        (122, 122, 121),
+        (85, 85, 85),
+        (52, 52, 52),
+    ],
+    dtype=np.float32,
+)
 
 
-def _assemble(planes: Sequence[np.ndarray], colours: Sequence[np.ndarray], h: int,
-              w: int) -> np.ndarray:
+def _assemble(
+    planes: Sequence[np.ndarray], colours: Sequence[np.ndarray], h: int, w: int
+) -> np.ndarray:
     """``out[c] = sum_k planes[k] * colours[k][c]``; colours are (3,) or (3, h, 1)."""
     out = np.zeros((3, h, w), dtype=np.float32)
     for plane, colour in zip(planes, colours, strict=True):
@@ -209,8 +244,9 @@ def panel_slices(h48: int, w48: int, rows: int, cols: int) -> list[tuple[slice, 
     """
     ys = [4 * ((h48 * i // rows) // 4) for i in range(rows)] + [h48]
     xs = [4 * ((w48 * j // cols) // 4) for j in range(cols)] + [w48]
-    return [(slice(ys[i], ys[i + 1]), slice(xs[j], xs[j + 1]))
-            for i in range(rows) for j in range(cols)]
+    return [
+        (slice(ys[i], ys[i + 1]), slice(xs[j], xs[j + 1])) for i in range(rows) for j in range(cols)
+    ]
 
 
 # ----------------------------------------------------------------------------- natural
@@ -224,8 +260,11 @@ def _backlit(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
     t = np.clip((horizon - y) / horizon, 0.0, 1.0)
     sky_row = rng.uniform(3.0, 6.0) * (1.0 - t) + rng.uniform(0.8, 1.5) * t
     zenith, near_horizon = _rgb(0.70, 1.0, 1.45), _rgb(1.05, 1.0, 0.80)
-    sky_col = _DAY[:, None, None] * (near_horizon[:, None, None] * (1.0 - t)
-                                     + zenith[:, None, None] * t) * sky_row
+    sky_col = (
+        _DAY[:, None, None]
+        * (near_horizon[:, None, None] * (1.0 - t) + zenith[:, None, None] * t)
+        * sky_row
+    )
     # Sun disc (~50 x clip) with a glow, always above the horizon and left unoccluded.
     sun_x = float(rng.uniform(0.3, 0.7)) * aspect
     sun_y = float(rng.uniform(0.15, horizon - 0.15))
@@ -237,8 +276,12 @@ def _backlit(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
     glow[d2 < sun_r**2] = 50.0
     del d2
     # Foreground: hill line with a fine grass fringe (pixel-scale edges against the sky).
-    hill = (horizon + 0.05 * (_noise1d(w, w / 6, rng) - 0.5)
-            + 0.012 * (_noise1d(w, 3.0, rng) - 0.5) + 0.006 * (_noise1d(w, 1.5, rng) - 0.5))
+    hill = (
+        horizon
+        + 0.05 * (_noise1d(w, w / 6, rng) - 0.5)
+        + 0.012 * (_noise1d(w, 3.0, rng) - 0.5)
+        + 0.006 * (_noise1d(w, 1.5, rng) - 0.5)
+    )
     ground = y > hill[None, :].astype(np.float32)
     # A person-like silhouette (head + shoulders/torso) beside the sun.
     side = 1.0 if sun_x < aspect / 2 else -1.0
@@ -296,7 +339,7 @@ def _bright_window(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
     labels = np.zeros((h, w), dtype=np.uint8)
     labels[np.broadcast_to(y > floor_y, (h, w))] = 1
     sofa_x0 = float(rng.uniform(0.02, 0.5)) * aspect
-    sofa = ((x > sofa_x0) & (x < sofa_x0 + 0.45) & (y > floor_y - 0.12) & (y < floor_y + 0.08))
+    sofa = (x > sofa_x0) & (x < sofa_x0 + 0.45) & (y > floor_y - 0.12) & (y < floor_y + 0.08)
     labels[sofa] = 2
     pic_x0 = (wx0 + ww + 0.08) if wx0 + ww + 0.3 < aspect else max(0.02, wx0 - 0.3)
     picture = (x > pic_x0) & (x < pic_x0 + 0.18) & (y > 0.22) & (y < 0.4)
@@ -304,8 +347,16 @@ def _bright_window(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
     frame = in_x & in_y & (bars_x | bars_y)
     labels[frame] = 4
     window = in_x & in_y & ~frame
-    refl = np.stack([_rgb(0.60, 0.57, 0.50), _rgb(0.32, 0.22, 0.13), _rgb(0.10, 0.03, 0.03),
-                     _rgb(0.15, 0.25, 0.45), _rgb(0.55, 0.55, 0.55)], axis=1)  # (3, labels)
+    refl = np.stack(
+        [
+            _rgb(0.60, 0.57, 0.50),
+            _rgb(0.32, 0.22, 0.13),
+            _rgb(0.10, 0.03, 0.03),
+            _rgb(0.15, 0.25, 0.45),
+            _rgb(0.55, 0.55, 0.55),
+        ],
+        axis=1,
+    )  # (3, labels)
     # Interior light: window light falling off with distance, plus a little ambient.
     dist = np.sqrt((x - (wx0 + ww / 2)) ** 2 + (y - (wy0 + wh / 2)) ** 2)
     illum = np.float32(0.012) + np.float32(0.16) * np.exp(dist * np.float32(-1.0 / 0.35))
@@ -315,14 +366,19 @@ def _bright_window(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
     depth = float(rng.uniform(0.12, 0.2))
     xw = x - np.float32(slant) * (y - np.float32(floor_y))
     uw = (xw - wx0) / ww * n_panes_x
-    pool = ((y > floor_y) & (y < floor_y + depth) & (xw > wx0) & (xw < wx0 + ww)
-            & (np.abs(uw - np.round(uw)) * (ww / n_panes_x) >= bar / 2))
+    pool = (
+        (y > floor_y)
+        & (y < floor_y + depth)
+        & (xw > wx0)
+        & (xw < wx0 + ww)
+        & (np.abs(uw - np.round(uw)) * (ww / n_panes_x) >= bar / 2)
+    )
     del xw, uw
     illum[pool & (labels == 1)] += np.float32(rng.uniform(1.5, 3.0))
     # Textures: wall plaster, floor planks (seams + grain), fabric.
     tex = np.float32(1.0) + np.float32(0.08) * _fbm(h, w, rng, (24.0, 4.0), (1.0, 0.5))
     grain = _noise(h, w, 3.0, rng, cell_px_x=40.0)
-    seams = (np.abs(((x * 12.0) % 1.0) - 0.5) > 0.5 - 1.5 / h)
+    seams = np.abs(((x * 12.0) % 1.0) - 0.5) > 0.5 - 1.5 / h
     floor_tex = (np.float32(0.8) + np.float32(0.4) * grain) * np.where(seams, 0.3, 1.0)
     floor_mask = labels == 1
     tex[floor_mask] = floor_tex[floor_mask]
@@ -339,13 +395,18 @@ def _bright_window(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
         r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
         bh, bw = r1 - r0, c1 - c0
         yy = y[r0:r1]
-        clouds = _smoothstep(0.1, 0.5, _fbm(bh, bw, rng, (max(bh / 3, 4.0), max(bh / 8, 3.0)),
-                                            (1.0, 0.5)))
-        sky = (np.float32(rng.uniform(5.0, 8.0)) * (1.0 + 0.5 * clouds)
-               * (1.0 - 0.3 * (yy - wy0) / wh))
-        line = (wy0 + wh * rng.uniform(0.55, 0.75)
-                + 0.04 * (_noise1d(bw, max(bw / 8, 2.0), rng) - 0.5)
-                + 0.01 * (_noise1d(bw, 2.0, rng) - 0.5))
+        clouds = _smoothstep(
+            0.1, 0.5, _fbm(bh, bw, rng, (max(bh / 3, 4.0), max(bh / 8, 3.0)), (1.0, 0.5))
+        )
+        sky = (
+            np.float32(rng.uniform(5.0, 8.0)) * (1.0 + 0.5 * clouds) * (1.0 - 0.3 * (yy - wy0) / wh)
+        )
+        line = (
+            wy0
+            + wh * rng.uniform(0.55, 0.75)
+            + 0.04 * (_noise1d(bw, max(bw / 8, 2.0), rng) - 0.5)
+            + 0.01 * (_noise1d(bw, 2.0, rng) - 0.5)
+        )
         trees = yy > line[None, :].astype(np.float32)
         leaf = np.float32(1.2) + np.float32(1.0) * _noise(bh, bw, 3.0, rng)
         win = window[r0:r1, c0:c1]
@@ -372,18 +433,24 @@ def _mixed_lighting(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
     cv = (y - chart_y0) / chart_h * 4
     in_chart = (cu > 0) & (cu < 6) & (cv > 0) & (cv < 4)
     gap = (np.abs(cu - np.round(cu)) < 0.08) | (np.abs(cv - np.round(cv)) < 0.08)
-    patch = (np.floor(np.clip(cv, 0, 3.99)).astype(np.uint8) * 6
-             + np.floor(np.clip(cu, 0, 5.99)).astype(np.uint8) + 1)
+    patch = (
+        np.floor(np.clip(cv, 0, 3.99)).astype(np.uint8) * 6
+        + np.floor(np.clip(cu, 0, 5.99)).astype(np.uint8)
+        + 1
+    )
     chart = in_chart & ~gap
     labels[chart] = patch[chart]
     del cu, cv, gap, patch, chart
     labels[in_chart & (labels == 0)] = 26  # chart background (black card)
-    refl = np.concatenate([
-        _rgb(0.45, 0.45, 0.42)[:, None],
-        _srgb_to_linear(_CHECKER_SRGB8.T / 255.0),
-        _rgb(0.35, 0.22, 0.12)[:, None],
-        _rgb(0.03, 0.03, 0.03)[:, None],
-    ], axis=1)  # (3, 27)
+    refl = np.concatenate(
+        [
+            _rgb(0.45, 0.45, 0.42)[:, None],
+            _srgb_to_linear(_CHECKER_SRGB8.T / 255.0),
+            _rgb(0.35, 0.22, 0.12)[:, None],
+            _rgb(0.03, 0.03, 0.03)[:, None],
+        ],
+        axis=1,
+    )  # (3, 27)
     # Illuminants: a tungsten lamp (visible bulb) on one side, daylight from the other.
     lamp_left = bool(rng.integers(0, 2))
     lx = (0.12 if lamp_left else 0.88) * aspect
@@ -438,15 +505,14 @@ def _city_lights(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
     n_rows, n_cols = int(wrow.max()) + 1, int(wcol.max()) + 1
     lit = rng.random((n_b, n_rows, n_cols)) < rng.uniform(0.25, 0.45)
     # Unlit windows are dark glass (a faint reflection), lit ones log-normal around 0.4.
-    level = np.where(lit, rng.lognormal(np.log(0.4), 0.8, lit.shape), 0.0008).astype(
-        np.float32)
+    level = np.where(lit, rng.lognormal(np.log(0.4), 0.8, lit.shape), 0.0008).astype(np.float32)
     hue = rng.integers(0, 3, lit.shape)
-    palette = np.stack([_TUNGSTEN * _rgb(1.1, 1.0, 0.8), _DAY * _rgb(0.9, 1.0, 1.0),
-                        _DAY * _rgb(0.8, 1.0, 1.3)])  # (3 hues, 3 channels)
+    palette = np.stack(
+        [_TUNGSTEN * _rgb(1.1, 1.0, 0.8), _DAY * _rgb(0.9, 1.0, 1.0), _DAY * _rgb(0.8, 1.0, 1.3)]
+    )  # (3 hues, 3 channels)
     cell = (bid[None, :] * n_rows + wrow[:, None]) * n_cols + wcol[None, :]  # (h, w) int
     is_win = in_bldg & win_y[:, None] & win_x[None, :]
-    facade = np.float32(0.0015) * (np.float32(1.0) + np.float32(0.3)
-                                   * _noise(h, w, 6.0, rng))
+    facade = np.float32(0.0015) * (np.float32(1.0) + np.float32(0.3) * _noise(h, w, 6.0, rng))
     # Night sky with sodium skyglow near the horizon.
     sky = (np.float32(0.0015) + np.float32(0.004) * y).astype(np.float32)
     skyglow = _TUNGSTEN * _rgb(1.3, 1.0, 0.6)
@@ -467,8 +533,11 @@ def _city_lights(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
     by = (rng.uniform(0.55, 1.0, n_big) * hq).astype(np.intp).clip(0, hq - 1)
     bx = (rng.uniform(0.0, 1.0, n_big) * wq).astype(np.intp).clip(0, wq - 1)
     bsig = 1.5
-    np.add.at(big, (by, bx), rng.uniform(2.0, 12.0, n_big).astype(np.float32)
-              * np.float32(2 * np.pi * bsig**2))
+    np.add.at(
+        big,
+        (by, bx),
+        rng.uniform(2.0, 12.0, n_big).astype(np.float32) * np.float32(2 * np.pi * bsig**2),
+    )
     big = ndimage.gaussian_filter(big, bsig, mode="constant", truncate=3.0)
     points += resize_bilinear(big, h, w)
     del big
@@ -494,8 +563,7 @@ def _foliage(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
     top = np.zeros((h, w), dtype=np.uint8)
     for layer, thr in enumerate((-0.15, 0.0, 0.1)):
         leaf_px = 12.0 * scale * (layer + 1)
-        shape = _fbm(hq, wq, rng, (0.08 * hq, 0.03 * hq, max(leaf_px / 4, 1.5)),
-                     (1.0, 0.6, 0.5))
+        shape = _fbm(hq, wq, rng, (0.08 * hq, 0.03 * hq, max(leaf_px / 4, 1.5)), (1.0, 0.6, 0.5))
         field = resize_bilinear(shape, h, w)
         edge = _noise(h, w, 2.5, rng)
         edge -= np.float32(0.5)
@@ -548,8 +616,9 @@ def _load_bundled_image(filename: str) -> np.ndarray:
 
     path = Path(skimage.__file__).parent / "data" / filename
     if not path.is_file():
-        raise ConfigError(f"scene image {filename} is not installed with scikit-image "
-                          f"(looked in {path.parent})")
+        raise ConfigError(
+            f"scene image {filename} is not installed with scikit-image (looked in {path.parent})"
+        )
     img = np.asarray(skimage.io.imread(path))[..., :3]
     img.setflags(write=False)
     return img
@@ -567,7 +636,7 @@ def _natural_builder(filename: str) -> SceneBuilder:
         ch_i, cw_i = min(sh, max(2, round(ch))), min(sw, max(2, round(cw)))
         y0 = int(rng.integers(0, sh - ch_i + 1))
         x0 = int(rng.integers(0, sw - cw_i + 1))
-        crop = src[y0:y0 + ch_i, x0:x0 + cw_i].astype(np.float32) / np.float32(255.0)
+        crop = src[y0 : y0 + ch_i, x0 : x0 + cw_i].astype(np.float32) / np.float32(255.0)
         if rng.random() < 0.5:
             crop = crop[:, ::-1]
         lin = _srgb_to_linear(np.moveaxis(crop, -1, 0))  # (3, ch, cw)
@@ -646,24 +715,24 @@ def _siemens_star(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
 
 def _stripes(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
     plane = np.empty((h, w), dtype=np.float32)
-    for (ys, xs), (freq, angle) in zip(panel_slices(h, w, *STRIPE_GRID), STRIPE_PANELS,
-                                       strict=True):
+    for (ys, xs), (freq, angle) in zip(
+        panel_slices(h, w, *STRIPE_GRID), STRIPE_PANELS, strict=True
+    ):
         a = np.deg2rad(angle)
         kx, ky = 2 * np.pi * freq * np.cos(a), 2 * np.pi * freq * np.sin(a)
         xx = np.arange(xs.stop - xs.start, dtype=np.float64)[None, :]
         yy = np.arange(ys.stop - ys.start, dtype=np.float64)[:, None]
         phase = (kx * xx).astype(np.float32) + (ky * yy + rng.uniform(0, 2 * np.pi)).astype(
-            np.float32)
-        plane[ys, xs] = np.float32(_PATTERN_MEAN) + np.float32(_PATTERN_AMPLITUDE) * np.cos(
-            phase)
+            np.float32
+        )
+        plane[ys, xs] = np.float32(_PATTERN_MEAN) + np.float32(_PATTERN_AMPLITUDE) * np.cos(phase)
     return _grey(plane, rng)
 
 
 def _checkers(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
     plane = np.empty((h, w), dtype=np.float32)
     lo, hi = _PATTERN_MEAN - _PATTERN_AMPLITUDE, _PATTERN_MEAN + _PATTERN_AMPLITUDE
-    for (ys, xs), size in zip(panel_slices(h, w, *CHECKER_GRID), CHECKER_SIZES_PX,
-                              strict=True):
+    for (ys, xs), size in zip(panel_slices(h, w, *CHECKER_GRID), CHECKER_SIZES_PX, strict=True):
         ox, oy = (int(v) for v in rng.integers(0, size, 2))
         xx = (np.arange(xs.stop - xs.start) + ox) // size
         yy = (np.arange(ys.stop - ys.start) + oy) // size
@@ -702,47 +771,89 @@ def _gradient_sky(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
 SCENES: dict[str, SceneSpec] = {
     spec.name: spec
     for spec in (
-        SceneSpec("backlit", "natural",
-                  "Person and tree silhouetted against a bright sky with the sun in frame "
-                  "(sun ~50x clip, foreground ~0.005): >12 EV, strong dark/bright edges "
-                  "and a pixel-fine grass fringe, where LTM halos show.", _backlit),
-        SceneSpec("bright_window", "natural",
-                  "Dim room (~0.01-0.1) with a window onto a bright sky (5-12) and trees, "
-                  "dark window bars, a sunlit floor pool with bar shadows, furniture.",
-                  _bright_window),
-        SceneSpec("mixed_lighting", "natural",
-                  "ColorChecker-like chart and grey wall lit by a tungsten lamp (visible "
-                  "bulb, 20x clip) on one side and daylight on the other: the illuminant "
-                  "colour changes across the frame.", _mixed_lighting),
-        SceneSpec("city_lights", "natural",
-                  "Night skyline: dark sky and facades (~0.002), random lit windows, "
-                  "thousands of small point lights and larger glows, many above clip.",
-                  _city_lights),
-        SceneSpec("foliage", "natural",
-                  "Three layers of leaf-like shapes with sun flecks and yellow-to-dark "
-                  "green variation over bright sky gaps: dense pixel-scale texture.",
-                  _foliage),
-        *(SceneSpec(name, "natural",
-                    f"scikit-image's bundled {filename} (sRGB -> linear, random crop/flip, "
-                    "highlights boosted 2-4.5 EV, daylight camera colour, 2-3 px micro "
-                    "texture).", _natural_builder(filename))
-          for name, filename in _NATURAL_IMAGES.items()),
-        SceneSpec("zone_plate", "pattern",
-                  "Circular zone plate, frequency rising linearly from 0 at the centre to "
-                  "the 48MP Nyquist at the corners (12MP Nyquist halfway).", _zone_plate),
-        SceneSpec("siemens_star", "pattern",
-                  f"Sinusoidal Siemens star, {SIEMENS_SPOKES} periods; grey disc where the "
-                  "period drops below 2 px.", _siemens_star),
-        SceneSpec("stripes", "pattern",
-                  "3x4 panels of sinusoidal gratings (STRIPE_PANELS): 0.02-0.49 cycles/px, "
-                  "0/30/45/60/90 degrees, around the 12MP (0.25) and 48MP (0.5) Nyquist.",
-                  _stripes),
-        SceneSpec("checkers", "pattern",
-                  "2x4 panels of checkerboards with 1, 2, 3, 4, 8, 16, 32, 64 px squares "
-                  "(CHECKER_SIZES_PX), random phase.", _checkers),
-        SceneSpec("gradient_sky", "pattern",
-                  "Smooth sky gradients, a broad glow, soft clouds and a blurred horizon; no "
-                  "edges, so tiled-inference seams and banding show first.", _gradient_sky),
+        SceneSpec(
+            "backlit",
+            "natural",
+            "Person and tree silhouetted against a bright sky with the sun in frame "
+            "(sun ~50x clip, foreground ~0.005): >12 EV, strong dark/bright edges "
+            "and a pixel-fine grass fringe, where LTM halos show.",
+            _backlit,
+        ),
+        SceneSpec(
+            "bright_window",
+            "natural",
+            "Dim room (~0.01-0.1) with a window onto a bright sky (5-12) and trees, "
+            "dark window bars, a sunlit floor pool with bar shadows, furniture.",
+            _bright_window,
+        ),
+        SceneSpec(
+            "mixed_lighting",
+            "natural",
+            "ColorChecker-like chart and grey wall lit by a tungsten lamp (visible "
+            "bulb, 20x clip) on one side and daylight on the other: the illuminant "
+            "colour changes across the frame.",
+            _mixed_lighting,
+        ),
+        SceneSpec(
+            "city_lights",
+            "natural",
+            "Night skyline: dark sky and facades (~0.002), random lit windows, "
+            "thousands of small point lights and larger glows, many above clip.",
+            _city_lights,
+        ),
+        SceneSpec(
+            "foliage",
+            "natural",
+            "Three layers of leaf-like shapes with sun flecks and yellow-to-dark "
+            "green variation over bright sky gaps: dense pixel-scale texture.",
+            _foliage,
+        ),
+        *(
+            SceneSpec(
+                name,
+                "natural",
+                f"scikit-image's bundled {filename} (sRGB -> linear, random crop/flip, "
+                "highlights boosted 2-4.5 EV, daylight camera colour, 2-3 px micro "
+                "texture).",
+                _natural_builder(filename),
+            )
+            for name, filename in _NATURAL_IMAGES.items()
+        ),
+        SceneSpec(
+            "zone_plate",
+            "pattern",
+            "Circular zone plate, frequency rising linearly from 0 at the centre to "
+            "the 48MP Nyquist at the corners (12MP Nyquist halfway).",
+            _zone_plate,
+        ),
+        SceneSpec(
+            "siemens_star",
+            "pattern",
+            f"Sinusoidal Siemens star, {SIEMENS_SPOKES} periods; grey disc where the "
+            "period drops below 2 px.",
+            _siemens_star,
+        ),
+        SceneSpec(
+            "stripes",
+            "pattern",
+            "3x4 panels of sinusoidal gratings (STRIPE_PANELS): 0.02-0.49 cycles/px, "
+            "0/30/45/60/90 degrees, around the 12MP (0.25) and 48MP (0.5) Nyquist.",
+            _stripes,
+        ),
+        SceneSpec(
+            "checkers",
+            "pattern",
+            "2x4 panels of checkerboards with 1, 2, 3, 4, 8, 16, 32, 64 px squares "
+            "(CHECKER_SIZES_PX), random phase.",
+            _checkers,
+        ),
+        SceneSpec(
+            "gradient_sky",
+            "pattern",
+            "Smooth sky gradients, a broad glow, soft clouds and a blurred horizon; no "
+            "edges, so tiled-inference seams and banding show first.",
+            _gradient_sky,
+        ),
     )
 }
 
@@ -762,8 +873,10 @@ def _check_size(h48: int, w48: int) -> None:
         if isinstance(v, bool) or not isinstance(v, int | np.integer):
             raise ShapeError(f"{label} must be an integer, got {v!r}")
         if v % 4 or not MIN_SIDE_PX <= v <= MAX_SIDE_PX:
-            raise ShapeError(f"{label}={v} is not a scene size: it must be a multiple of 4 "
-                             f"(quad-Bayer period) between {MIN_SIDE_PX} and {MAX_SIDE_PX}")
+            raise ShapeError(
+                f"{label}={v} is not a scene size: it must be a multiple of 4 "
+                f"(quad-Bayer period) between {MIN_SIDE_PX} and {MAX_SIDE_PX}"
+            )
 
 
 def make_scene(name: str, h48: int, w48: int, *, seed: int = 0) -> np.ndarray:

@@ -32,7 +32,9 @@ def test_shift_matches_color_mask_crop() -> None:
     mask = p.color_mask(8, 8)
     for dy in range(2):
         for dx in range(2):
-            assert np.array_equal(p.shifted(dy, dx).color_mask(6, 6), mask[dy:dy + 6, dx:dx + 6])
+            assert np.array_equal(
+                p.shifted(dy, dx).color_mask(6, 6), mask[dy : dy + 6, dx : dx + 6]
+            )
 
 
 def test_flip_matches_flipped_mask() -> None:
@@ -42,12 +44,18 @@ def test_flip_matches_flipped_mask() -> None:
     assert np.array_equal(p.flipped(vertical=True).color_mask(4, 4), mask[::-1, :])
 
 
-@pytest.mark.parametrize(("name", "gr", "gb"), [("RGGB", (0, 1), (1, 0)),
-                                                ("BGGR", (1, 0), (0, 1)),
-                                                ("GRBG", (0, 0), (1, 1)),
-                                                ("GBRG", (1, 1), (0, 0))])
-def test_plane_offsets_name_greens_by_row(name: str, gr: tuple[int, int],
-                                          gb: tuple[int, int]) -> None:
+@pytest.mark.parametrize(
+    ("name", "gr", "gb"),
+    [
+        ("RGGB", (0, 1), (1, 0)),
+        ("BGGR", (1, 0), (0, 1)),
+        ("GRBG", (0, 0), (1, 1)),
+        ("GBRG", (1, 1), (0, 0)),
+    ],
+)
+def test_plane_offsets_name_greens_by_row(
+    name: str, gr: tuple[int, int], gb: tuple[int, int]
+) -> None:
     offsets = CfaPattern.from_name(name).plane_offsets()
     assert offsets["Gr"] == gr
     assert offsets["Gb"] == gb

@@ -45,7 +45,8 @@ def test_daylight_white_point_is_plausible(iphone_color: ColorMetadata) -> None:
 
 @pytest.mark.real_data
 def test_ios15_analog_balance_style_maps_to_the_same_native_neutral(
-        iphone_color: ColorMetadata) -> None:
+    iphone_color: ColorMetadata,
+) -> None:
     # iOS 15 ProRAW: AsShotNeutral (1,1,1) with the gains moved into AnalogBalance.
     asn = iphone_color.as_shot_neutral
     assert asn is not None

@@ -29,18 +29,38 @@ from core.io.opcodes import (
 RGGB = CfaPattern.from_name("RGGB")
 
 
-def _gain_map(gains: np.ndarray, *, area=(0, 0, 0, 0), plane: int = 0, planes: int = 1,
-              pitch=(1, 1), spacing=(0.5, 0.5), origin=(0.0, 0.0), flags: int = 0
-              ) -> GainMapOpcode:
+def _gain_map(
+    gains: np.ndarray,
+    *,
+    area=(0, 0, 0, 0),
+    plane: int = 0,
+    planes: int = 1,
+    pitch=(1, 1),
+    spacing=(0.5, 0.5),
+    origin=(0.0, 0.0),
+    flags: int = 0,
+) -> GainMapOpcode:
     g = np.asarray(gains, dtype=np.float32)
     if g.ndim == 2:
         g = g[:, :, None]
-    return GainMapOpcode(*area, plane, planes, *pitch, g.shape[0], g.shape[1], *spacing,
-                         *origin, g.shape[2], g, flags=flags)
+    return GainMapOpcode(
+        *area,
+        plane,
+        planes,
+        *pitch,
+        g.shape[0],
+        g.shape[1],
+        *spacing,
+        *origin,
+        g.shape[2],
+        g,
+        flags=flags,
+    )
 
 
-def _opcode_bytes(opcode_id: int, payload: bytes, *, flags: int = 0,
-                  version: int = 0x01030000) -> bytes:
+def _opcode_bytes(
+    opcode_id: int, payload: bytes, *, flags: int = 0, version: int = 0x01030000
+) -> bytes:
     """One opcode as the spec lays it out: id, version, flags, byte count, parameters."""
     return struct.pack(">IIII", opcode_id, version, flags, len(payload)) + payload
 
@@ -64,7 +84,11 @@ def test_gain_map_bytes_written_by_hand_parse_to_the_right_fields() -> None:
     assert (op.plane, op.planes, op.row_pitch, op.col_pitch) == (0, 1, 2, 2)
     assert (op.map_points_v, op.map_points_h, op.map_planes) == (2, 3, 1)
     assert (op.map_spacing_v, op.map_spacing_h, op.map_origin_v, op.map_origin_h) == (
-        1.0, 0.5, 0.0, 0.0)
+        1.0,
+        0.5,
+        0.0,
+        0.0,
+    )
     np.testing.assert_array_equal(op.gains[:, :, 0], [[1.0, 1.5, 2.0], [2.5, 3.0, 3.5]])
     assert (op.flags, op.version) == (FLAG_OPTIONAL, 0x01030000)
     assert serialize_opcode_list(parsed) == raw
@@ -84,8 +108,14 @@ def test_vignette_bytes_written_by_hand_parse_to_the_right_fields() -> None:
 def test_round_trip_every_opcode_kind() -> None:
     rng = np.random.default_rng(0)
     ops = (
-        _gain_map(rng.uniform(1.0, 2.0, (5, 7, 2)), area=(0, 1, 100, 101), planes=2,
-                  pitch=(2, 2), spacing=(0.25, 1 / 6), origin=(-0.01, 0.02)),
+        _gain_map(
+            rng.uniform(1.0, 2.0, (5, 7, 2)),
+            area=(0, 1, 100, 101),
+            planes=2,
+            pitch=(2, 2),
+            spacing=(0.25, 1 / 6),
+            origin=(-0.01, 0.02),
+        ),
         FixVignetteRadialOpcode((0.3, -0.1, 0.05, 0.0, 1e-3), 0.48, 0.52, flags=FLAG_OPTIONAL),
         UnknownOpcode(14, 0, 0x01060000, b"\x01\x02\x03\x04\x05"),
         UnknownOpcode(1, FLAG_OPTIONAL, 0x01030000, b""),
@@ -106,8 +136,13 @@ def test_round_trip_every_opcode_kind() -> None:
 def test_android_style_list_has_the_expected_size() -> None:
     # Four 13x17 pitch-2 GainMaps: 4 + 4 * (16 + 32 + 44 + 4 * 13 * 17) = 3908 bytes, the
     # size of the Nexus 5X OpcodeList2 described in shared/data/real/README.md.
-    ops = tuple(_gain_map(np.ones((13, 17)), area=(dy, dx, 3028, 4080), pitch=(2, 2),
-                          spacing=(1 / 12, 1 / 16)) for dy in (0, 1) for dx in (0, 1))
+    ops = tuple(
+        _gain_map(
+            np.ones((13, 17)), area=(dy, dx, 3028, 4080), pitch=(2, 2), spacing=(1 / 12, 1 / 16)
+        )
+        for dy in (0, 1)
+        for dx in (0, 1)
+    )
     assert len(serialize_opcode_list(OpcodeList(2, ops))) == 3908
 
 
@@ -141,8 +176,9 @@ def test_gain_map_clamps_outside_the_map_and_respects_area() -> None:
 
 @pytest.mark.parametrize("name", [c.value for c in CfaName])
 @pytest.mark.parametrize("crop", [(0, 0), (1, 0), (0, 1), (1, 1)])
-def test_four_pitch2_gain_maps_hit_the_right_cfa_positions(name: str,
-                                                           crop: tuple[int, int]) -> None:
+def test_four_pitch2_gain_maps_hit_the_right_cfa_positions(
+    name: str, crop: tuple[int, int]
+) -> None:
     # Android style: one constant GainMap per CFA position of the full image, with Top/Left
     # at the position and pitch 2. The mosaic is a crop at (x, y) = crop of a 10x8 image, so
     # its own CFA pattern is the image's shifted by the crop.
@@ -155,8 +191,7 @@ def test_four_pitch2_gain_maps_hit_the_right_cfa_positions(name: str,
     cx, cy = crop
     h, w = 8 - cy, 10 - cx
     mosaic_cfa = image_cfa.shifted(cy, cx)
-    g = shading_gain_map([OpcodeList(2, ops)], h, w, mosaic_cfa, origin=crop,
-                         image_size=(8, 10))
+    g = shading_gain_map([OpcodeList(2, ops)], h, w, mosaic_cfa, origin=crop, image_size=(8, 10))
     for plane, (dy, dx) in mosaic_cfa.plane_offsets().items():
         np.testing.assert_allclose(g[dy::2, dx::2], per_plane[plane], rtol=1e-6)
 
@@ -208,13 +243,22 @@ def test_vignette_uses_every_coefficient_and_off_centre_radius() -> None:
 def test_tile_gain_equals_crop_of_full_gain() -> None:
     ops = (
         FixVignetteRadialOpcode((0.4, 0.1, 0.0, 0.0, 0.0), 0.47, 0.53),
-        *(_gain_map(np.linspace(1, 2, 12).reshape(3, 4) + dy + dx, area=(dy, dx, 40, 60),
-                    pitch=(2, 2), spacing=(0.5, 1 / 3)) for dy in (0, 1) for dx in (0, 1)),
+        *(
+            _gain_map(
+                np.linspace(1, 2, 12).reshape(3, 4) + dy + dx,
+                area=(dy, dx, 40, 60),
+                pitch=(2, 2),
+                spacing=(0.5, 1 / 3),
+            )
+            for dy in (0, 1)
+            for dx in (0, 1)
+        ),
     )
     lists = [OpcodeList(2, ops[1:]), OpcodeList(3, ops[:1])]
     full = shading_gain_map(lists, 40, 60, RGGB)
-    tile = shading_gain_map(lists, 20, 33, RGGB.shifted(10, 17), origin=(17, 10),
-                            image_size=(40, 60))
+    tile = shading_gain_map(
+        lists, 20, 33, RGGB.shifted(10, 17), origin=(17, 10), image_size=(40, 60)
+    )
     np.testing.assert_allclose(tile, full[10:30, 17:50], rtol=1e-6)
 
 
@@ -248,12 +292,15 @@ def test_no_shading_opcodes_gives_unit_gain() -> None:
 
 
 def test_unsupported_mandatory_opcodes_are_reported() -> None:
-    lst = OpcodeList(3, (
-        FixVignetteRadialOpcode((0.1, 0, 0, 0, 0), 0.5, 0.5),  # mandatory but supported
-        UnknownOpcode(14, 0, 0x01060000, b"warp"),  # WarpRectilinear2, flags 0: mandatory
-        UnknownOpcode(4, FLAG_OPTIONAL, 0x01030000, b"bad pixels"),  # optional: skippable
-        UnknownOpcode(99, 2, 0x01030000, b""),  # skip-if-preview only: still mandatory
-    ))
+    lst = OpcodeList(
+        3,
+        (
+            FixVignetteRadialOpcode((0.1, 0, 0, 0, 0), 0.5, 0.5),  # mandatory but supported
+            UnknownOpcode(14, 0, 0x01060000, b"warp"),  # WarpRectilinear2, flags 0: mandatory
+            UnknownOpcode(4, FLAG_OPTIONAL, 0x01030000, b"bad pixels"),  # optional: skippable
+            UnknownOpcode(99, 2, 0x01030000, b""),  # skip-if-preview only: still mandatory
+        ),
+    )
     assert unsupported_mandatory(lst) == [
         "OpcodeList3: WarpRectilinear2 (id 14)",
         "OpcodeList3: opcode 99 (id 99)",
@@ -267,7 +314,7 @@ def test_unsupported_mandatory_opcodes_are_reported() -> None:
 
 def _good_gain_map_payload(**kw: float) -> bytes:
     op = _gain_map(np.ones((2, 2)), area=(0, 0, 4, 4), pitch=(2, 2))
-    return serialize_opcode_list(OpcodeList(2, (op,)))[4 + 16:]
+    return serialize_opcode_list(OpcodeList(2, (op,)))[4 + 16 :]
 
 
 def test_broken_list_structure_raises_corrupt_data() -> None:
@@ -315,11 +362,13 @@ def test_malformed_shading_opcodes_raise_shading_error() -> None:
         with pytest.raises(ShadingError):
             parse_opcode_list(_list_bytes(_opcode_bytes(9, payload)), 2)
             pytest.fail(name)
-    for payload in (struct.pack(">6d", 0.1, 0, 0, 0, 0, 0.5),  # 48 bytes, not 56
-                    struct.pack(">7d", 0.1, 0, 0, 0, 0, 1.5, 0.5),  # centre outside
-                    struct.pack(">7d", float("nan"), 0, 0, 0, 0, 0.5, 0.5),
-                    struct.pack(">7d", -2.0, 0, 0, 0, 0, 0.5, 0.5),  # gain -1 at the corners
-                    struct.pack(">7d", 1e300, 0, 0, 0, 0, 0.5, 0.5)):
+    for payload in (
+        struct.pack(">6d", 0.1, 0, 0, 0, 0, 0.5),  # 48 bytes, not 56
+        struct.pack(">7d", 0.1, 0, 0, 0, 0, 1.5, 0.5),  # centre outside
+        struct.pack(">7d", float("nan"), 0, 0, 0, 0, 0.5, 0.5),
+        struct.pack(">7d", -2.0, 0, 0, 0, 0, 0.5, 0.5),  # gain -1 at the corners
+        struct.pack(">7d", 1e300, 0, 0, 0, 0, 0.5, 0.5),
+    ):
         with pytest.raises(ShadingError):
             parse_opcode_list(_list_bytes(_opcode_bytes(3, payload)), 3)
 
@@ -327,11 +376,18 @@ def test_malformed_shading_opcodes_raise_shading_error() -> None:
 @settings(max_examples=200, deadline=None)
 @given(data=st.binary(max_size=300), cut=st.integers(0, 300), flip=st.integers(0, 299))
 def test_fuzzed_lists_raise_only_typed_errors(data: bytes, cut: int, flip: int) -> None:
-    base = bytearray(serialize_opcode_list(OpcodeList(2, (
-        _gain_map(np.ones((2, 3)), area=(0, 0, 8, 8), pitch=(2, 2)),
-        FixVignetteRadialOpcode((0.1, 0, 0, 0, 0), 0.5, 0.5),
-        UnknownOpcode(14, 0, 0x01060000, b"abc"),
-    ))))
+    base = bytearray(
+        serialize_opcode_list(
+            OpcodeList(
+                2,
+                (
+                    _gain_map(np.ones((2, 3)), area=(0, 0, 8, 8), pitch=(2, 2)),
+                    FixVignetteRadialOpcode((0.1, 0, 0, 0, 0), 0.5, 0.5),
+                    UnknownOpcode(14, 0, 0x01060000, b"abc"),
+                ),
+            )
+        )
+    )
     if flip < len(base):
         base[flip] ^= 0x5A
     for raw in (data, bytes(base[:cut]), bytes(base)):

@@ -41,23 +41,49 @@ def real_pgtm() -> ProfileGainTableMap:
     return parse_pgtm(_real_bytes())
 
 
-def _map(table: np.ndarray, *, spacing=(0.5, 0.5), origin=(0.25, 0.25),
-         weights=(1 / 3, 1 / 3, 1 / 3, 0.0, 0.0), gamma: float = 1.0, version: int = 1,
-         data_type: int = 3, gain_min: float = 1.0, gain_max: float = 1.0
-         ) -> ProfileGainTableMap:
+def _map(
+    table: np.ndarray,
+    *,
+    spacing=(0.5, 0.5),
+    origin=(0.25, 0.25),
+    weights=(1 / 3, 1 / 3, 1 / 3, 0.0, 0.0),
+    gamma: float = 1.0,
+    version: int = 1,
+    data_type: int = 3,
+    gain_min: float = 1.0,
+    gain_max: float = 1.0,
+) -> ProfileGainTableMap:
     t = np.asarray(table, dtype=np.float32)
     return ProfileGainTableMap(
-        points_v=t.shape[0], points_h=t.shape[1], spacing_v=spacing[0], spacing_h=spacing[1],
-        origin_v=origin[0], origin_h=origin[1], points_n=t.shape[2], input_weights=weights,
-        table=t, gamma=gamma, version=version, data_type=data_type, gain_min=gain_min,
+        points_v=t.shape[0],
+        points_h=t.shape[1],
+        spacing_v=spacing[0],
+        spacing_h=spacing[1],
+        origin_v=origin[0],
+        origin_h=origin[1],
+        points_n=t.shape[2],
+        input_weights=weights,
+        table=t,
+        gamma=gamma,
+        version=version,
+        data_type=data_type,
+        gain_min=gain_min,
         gain_max=gain_max,
     )
 
 
-def _header(pv: int, ph: int, n: int, *, spacing=(0.5, 0.5), origin=(0.0, 0.0),
-            weights=(1.0, 0.0, 0.0, 0.0, 0.0)) -> bytes:
-    return struct.pack(">IIddddI5f", pv, ph, spacing[0], spacing[1], origin[0], origin[1], n,
-                       *weights)
+def _header(
+    pv: int,
+    ph: int,
+    n: int,
+    *,
+    spacing=(0.5, 0.5),
+    origin=(0.0, 0.0),
+    weights=(1.0, 0.0, 0.0, 0.0, 0.0),
+) -> bytes:
+    return struct.pack(
+        ">IIddddI5f", pv, ph, spacing[0], spacing[1], origin[0], origin[1], n, *weights
+    )
 
 
 def _monotone_table(pv: int, ph: int, n: int, seed: int) -> np.ndarray:
@@ -91,8 +117,9 @@ def _sdk_reference_gain(rgb: np.ndarray, p: ProfileGainTableMap, ev: float) -> n
             x1, y1 = min(x0 + 1, p.points_h - 1), min(y0 + 1, p.points_v - 1)
             xf, yf = f(xm - x0), f(ym - y0)
             r, g, b = (f(c) for c in rgb[:, row, col])
-            wgt = f(miw[0] * r + miw[1] * g + miw[2] * b + miw[3] * min(r, g, b)
-                    + miw[4] * max(r, g, b))
+            wgt = f(
+                miw[0] * r + miw[1] * g + miw[2] * b + miw[3] * min(r, g, b) + miw[4] * max(r, g, b)
+            )
             wgt = min(max(f(wgt * f(2.0**ev)), f(0)), f(1))
             if p.gamma != 1.0:
                 wgt = f(wgt ** f(p.gamma))
@@ -192,8 +219,9 @@ def test_spatial_bilinear_golden_2x2() -> None:
     # image (origin 0.125, spacing 0.75). Pixel centres (i + 0.5) / 4 = .125, .375, .625,
     # .875 map to indices 0, 1/3, 2/3, 1, so the gain is 1 + fx + 2 fy:
     #   (y=1, x=2): 1 + 2/3 + 2/3 = 7/3;  (y=3, x=0): 1 + 0 + 2 = 3.
-    p = _map(np.array([[[1.0], [2.0]], [[3.0], [4.0]]]), spacing=(0.75, 0.75),
-             origin=(0.125, 0.125))
+    p = _map(
+        np.array([[[1.0], [2.0]], [[3.0], [4.0]]]), spacing=(0.75, 0.75), origin=(0.125, 0.125)
+    )
     g = pgtm_gain(np.ones((3, 4, 4), dtype=np.float32), p)
     assert g[1, 2] == pytest.approx(7 / 3, rel=1e-6)
     assert g[3, 0] == pytest.approx(3.0, rel=1e-6)
@@ -203,8 +231,7 @@ def test_spatial_bilinear_golden_2x2() -> None:
 def test_outside_the_map_is_clamped_to_edge_tables() -> None:
     # Map points at relative 0.25 and 0.75 of a 4x4 image: pixel rows 0 (v = .125) and
     # 3 (v = .875) are outside and take the edge tables; rows 1, 2 interpolate 1/4, 3/4.
-    p = _map(np.array([[[1.0], [1.0]], [[3.0], [3.0]]]), spacing=(0.5, 0.5),
-             origin=(0.25, 0.25))
+    p = _map(np.array([[[1.0], [1.0]], [[3.0], [3.0]]]), spacing=(0.5, 0.5), origin=(0.25, 0.25))
     col = pgtm_gain(np.ones((3, 4, 4), dtype=np.float32), p)[:, 0]
     np.testing.assert_allclose(col, [1.0, 1.5, 2.5, 3.0], rtol=1e-6)
 
@@ -213,11 +240,18 @@ def test_outside_the_map_is_clamped_to_edge_tables() -> None:
 def test_random_maps_match_sdk_reference_loop(gamma: float) -> None:
     rng = np.random.default_rng(int(gamma * 10))
     table = rng.uniform(0.3, 3.0, (3, 4, 5))
-    p = _map(table, spacing=(0.3, 0.25), origin=(-0.1, 0.2), version=2, gamma=gamma,
-             weights=(0.2, 0.5, 0.1, 0.3, -0.05))
+    p = _map(
+        table,
+        spacing=(0.3, 0.25),
+        origin=(-0.1, 0.2),
+        version=2,
+        gamma=gamma,
+        weights=(0.2, 0.5, 0.1, 0.3, -0.05),
+    )
     rgb = rng.uniform(-0.2, 1.3, (3, 11, 7)).astype(np.float32)
-    np.testing.assert_allclose(pgtm_gain(rgb, p, baseline_exposure_ev=0.5),
-                               _sdk_reference_gain(rgb, p, 0.5), rtol=2e-5)
+    np.testing.assert_allclose(
+        pgtm_gain(rgb, p, baseline_exposure_ev=0.5), _sdk_reference_gain(rgb, p, 0.5), rtol=2e-5
+    )
 
 
 def test_single_point_axes_ignore_spacing_and_origin() -> None:
@@ -232,8 +266,9 @@ def test_tile_gain_equals_crop_of_full_gain(real_pgtm_or_synthetic: ProfileGainT
     rng = np.random.default_rng(5)
     rgb = rng.uniform(0.0, 2.0, (3, 40, 60)).astype(np.float32)
     full = pgtm_gain(rgb, real_pgtm_or_synthetic)
-    tile = pgtm_gain(rgb[:, 10:30, 17:50], real_pgtm_or_synthetic, origin=(17, 10),
-                     image_size=(40, 60))
+    tile = pgtm_gain(
+        rgb[:, 10:30, 17:50], real_pgtm_or_synthetic, origin=(17, 10), image_size=(40, 60)
+    )
     np.testing.assert_array_equal(tile, full[10:30, 17:50])
 
 
@@ -279,8 +314,9 @@ def test_apply_invert_round_trip_monotone_map(dtype: type) -> None:
 
 
 def test_apply_invert_round_trip_gamma_map() -> None:
-    p = _map(_monotone_table(3, 3, 65, 2), spacing=(0.4, 0.4), origin=(0.1, 0.1),
-             version=2, gamma=2.0)
+    p = _map(
+        _monotone_table(3, 3, 65, 2), spacing=(0.4, 0.4), origin=(0.1, 0.1), version=2, gamma=2.0
+    )
     assert pgtm_monotone(p)
     rng = np.random.default_rng(8)
     rgb = np.exp(rng.uniform(np.log(1e-3), np.log(8.0), (3, 32, 32))).astype(np.float32)
@@ -305,8 +341,9 @@ def test_real_map_inverts_where_it_is_injective(real_pgtm: ProfileGainTableMap) 
     rel = np.abs(back - rgb) / rgb
     assert rel[:, injective].max() < 1e-4
     # Everywhere, the inverse is a preimage: rendering it again gives the same output.
-    np.testing.assert_allclose(apply_pgtm(back, real_pgtm, baseline_exposure_ev=ev),
-                               rendered, rtol=1e-5)
+    np.testing.assert_allclose(
+        apply_pgtm(back, real_pgtm, baseline_exposure_ev=ev), rendered, rtol=1e-5
+    )
 
 
 @pytest.mark.real_data
@@ -318,7 +355,7 @@ def test_real_map_is_not_injective_in_the_highlights(real_pgtm: ProfileGainTable
     grays = np.array([1.0, 2.0, 4.0], dtype=np.float32)  # t = 0.246 .. 0.985 at EV 0
     rgb = np.broadcast_to(grays[None, :, None], (3, 3, 1)).copy()
     # Evaluate all three at the same image position (the map centre): tile of a 1x1 image.
-    out = np.stack([apply_pgtm(rgb[:, i:i + 1], real_pgtm)[1, 0, 0] for i in range(3)])
+    out = np.stack([apply_pgtm(rgb[:, i : i + 1], real_pgtm)[1, 0, 0] for i in range(3)])
     assert np.ptp(out) / out.mean() < 0.01
 
 
@@ -330,8 +367,25 @@ def test_real_map_is_not_injective_in_the_highlights(real_pgtm: ProfileGainTable
 def test_pgtm2_round_trip_all_data_types(data_type: int, byteorder: str) -> None:
     rng = np.random.default_rng(data_type)
     pv, ph, n = 2, 3, 17
-    header = struct.pack(byteorder + "IIddddI5fIfff", pv, ph, 0.5, 0.4, -0.1, 0.05, n,
-                         0.1, 0.2, 0.3, 0.0, 0.4, data_type, 1.8, 0.5, 3.0)
+    header = struct.pack(
+        byteorder + "IIddddI5fIfff",
+        pv,
+        ph,
+        0.5,
+        0.4,
+        -0.1,
+        0.05,
+        n,
+        0.1,
+        0.2,
+        0.3,
+        0.0,
+        0.4,
+        data_type,
+        1.8,
+        0.5,
+        3.0,
+    )
     count = pv * ph * n
     storage = {0: "u1", 1: "u2", 2: "f2", 3: "f4"}[data_type]
     if data_type < 2:
@@ -349,8 +403,25 @@ def test_pgtm2_round_trip_all_data_types(data_type: int, byteorder: str) -> None
 @pytest.mark.parametrize(("data_type", "max_int"), [(0, 255), (1, 65535)])
 def test_pgtm2_integer_codes_round_trip_for_every_code(data_type: int, max_int: int) -> None:
     codes = np.arange(max_int + 1)
-    header = struct.pack(">IIddddI5fIfff", 1, 1, 1.0, 1.0, 0.0, 0.0, codes.size,
-                         1.0, 0.0, 0.0, 0.0, 0.0, data_type, 1.0, 0.243, 4.256)
+    header = struct.pack(
+        ">IIddddI5fIfff",
+        1,
+        1,
+        1.0,
+        1.0,
+        0.0,
+        0.0,
+        codes.size,
+        1.0,
+        0.0,
+        0.0,
+        0.0,
+        0.0,
+        data_type,
+        1.0,
+        0.243,
+        4.256,
+    )
     raw = header + codes.astype(">u1" if data_type == 0 else ">u2").tobytes()
     assert serialize_pgtm(parse_pgtm(raw, version=2)) == raw
 
@@ -384,12 +455,22 @@ def test_bad_input_raises_corrupt_data() -> None:
 
 def test_bad_pgtm2_header_raises_corrupt_data() -> None:
     def v2(data_type: int, gamma: float, gmin: float = 0.5, gmax: float = 2.0) -> bytes:
-        return (_header(1, 1, 2) + struct.pack(">Ifff", data_type, gamma, gmin, gmax)
-                + b"\x00\x00\x00\x00\x00\x00\x00\x00")
+        return (
+            _header(1, 1, 2)
+            + struct.pack(">Ifff", data_type, gamma, gmin, gmax)
+            + b"\x00\x00\x00\x00\x00\x00\x00\x00"
+        )
 
     assert parse_pgtm(v2(3, 1.0)[:-8] + struct.pack(">2f", 1, 1), version=2).version == 2
-    for raw in (v2(7, 1.0), v2(1, 0.0), v2(1, float("nan")), v2(1, 50.0),
-                v2(0, 1.0, gmin=0.0), v2(0, 1.0, gmax=1e6), v2(3, 1.0)[:70]):
+    for raw in (
+        v2(7, 1.0),
+        v2(1, 0.0),
+        v2(1, float("nan")),
+        v2(1, 50.0),
+        v2(0, 1.0, gmin=0.0),
+        v2(0, 1.0, gmax=1e6),
+        v2(3, 1.0)[:70],
+    ):
         with pytest.raises(CorruptDataError):
             parse_pgtm(raw, version=2)
 

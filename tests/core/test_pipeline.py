@@ -18,8 +18,17 @@ from core.pipeline import ConvertOptions, SafetyThresholds, convert
 from core.progress import CancelToken, Progress
 from core.simulate.pair import SimConfig, simulate_pair, write_pair
 
-SCENES_FOR_BASELINES = ["backlit", "bright_window", "mixed_lighting", "city_lights", "foliage",
-                        "zone_plate", "siemens_star", "stripes", "checkers"]
+SCENES_FOR_BASELINES = [
+    "backlit",
+    "bright_window",
+    "mixed_lighting",
+    "city_lights",
+    "foliage",
+    "zone_plate",
+    "siemens_star",
+    "stripes",
+    "checkers",
+]
 
 
 def test_upsample_is_cell_centred() -> None:
@@ -80,8 +89,9 @@ def test_gain_field_beats_global_on_every_scene(scene: str) -> None:
 def test_convert_writes_dng_and_report(sim_pair_dir: Path, tmp_path: Path) -> None:
     events: list[Progress] = []
     out = tmp_path / "out.dng"
-    result = convert(sim_pair_dir / "raw12.dng", sim_pair_dir / "proraw48.dng", out,
-                     progress=events.append)
+    result = convert(
+        sim_pair_dir / "raw12.dng", sim_pair_dir / "proraw48.dng", out, progress=events.append
+    )
     assert out.is_file() and result.report_path.is_file()
     report = json.loads(result.report_path.read_text())
     assert report["method"]["used"] == "gain-field"
@@ -107,10 +117,12 @@ def test_gain_field_closer_to_truth_than_global(sim_pair_dir: Path) -> None:
 
 
 def test_fallback_to_global_is_recorded(sim_pair_dir: Path, tmp_path: Path) -> None:
-    strict = ConvertOptions(method="gain-field",
-                            thresholds=SafetyThresholds(max_abs_log2_gain=1e-3))
-    result = convert(sim_pair_dir / "raw12.dng", sim_pair_dir / "proraw48.dng",
-                     tmp_path / "o.dng", strict)
+    strict = ConvertOptions(
+        method="gain-field", thresholds=SafetyThresholds(max_abs_log2_gain=1e-3)
+    )
+    result = convert(
+        sim_pair_dir / "raw12.dng", sim_pair_dir / "proraw48.dng", tmp_path / "o.dng", strict
+    )
     assert result.decision.used == "global"
     assert "gain-field failed gain_range" in result.decision.reason
     report = json.loads(result.report_path.read_text())
@@ -126,8 +138,13 @@ def test_cancel_leaves_no_file(sim_pair_dir: Path, tmp_path: Path) -> None:
             token.cancel()
 
     with pytest.raises(CancelledError):
-        convert(sim_pair_dir / "raw12.dng", sim_pair_dir / "proraw48.dng", tmp_path / "o.dng",
-                progress=cancel_when_writing, cancel=token)
+        convert(
+            sim_pair_dir / "raw12.dng",
+            sim_pair_dir / "proraw48.dng",
+            tmp_path / "o.dng",
+            progress=cancel_when_writing,
+            cancel=token,
+        )
     assert list(tmp_path.iterdir()) == []
 
 
@@ -135,8 +152,12 @@ def test_existing_output_is_kept_without_overwrite(sim_pair_dir: Path, tmp_path:
     out = tmp_path / "o.dng"
     out.write_bytes(b"precious")
     with pytest.raises(OutputError, match="already exists"):
-        convert(sim_pair_dir / "raw12.dng", sim_pair_dir / "proraw48.dng", out,
-                ConvertOptions(overwrite=False))
+        convert(
+            sim_pair_dir / "raw12.dng",
+            sim_pair_dir / "proraw48.dng",
+            out,
+            ConvertOptions(overwrite=False),
+        )
     assert out.read_bytes() == b"precious"
 
 
@@ -150,8 +171,9 @@ def test_bad_input_leaves_no_output(sim_pair_dir: Path, tmp_path: Path) -> None:
 
 def test_pgtm_only_pair_needs_no_spatial_gain(tmp_path: Path) -> None:
     # LTM expressed only as a PGTM: ProRAW pixels stay linear, so the gain field is ~flat.
-    sim = simulate_pair(SimConfig(scene="backlit", w12=128, h12=96, seed=5, ltm_mode="pgtm",
-                                  ltm="grid_table"))
+    sim = simulate_pair(
+        SimConfig(scene="backlit", w12=128, h12=96, seed=5, ltm_mode="pgtm", ltm="grid_table")
+    )
     paths = write_pair(sim, tmp_path)
     pair = load_pair(paths.raw12, paths.proraw48)
     assert pair.proraw48.pgtm is not None

@@ -56,6 +56,7 @@ def _tile_span(path: Path) -> tuple[int, int]:
 
 # --- real files ---------------------------------------------------------------------------
 
+
 @pytest.mark.real_data
 def test_real_uncompressed_bayer_reads_with_active_area_and_crop() -> None:
     cap = read_raw12(real_file("bayer_canon550d_magiclantern_colorchart.dng"))
@@ -97,6 +98,7 @@ def test_real_raf_is_not_a_dng() -> None:
 
 # --- simulated files: round trips ---------------------------------------------------------
 
+
 def test_simulated_raw12_matches_codes(sim_pair_dir: Path) -> None:
     cap = read_raw12(sim_pair_dir / "raw12.dng")
     assert cap.shape == (96, 128) and cap.cfa.name == "BGGR"
@@ -134,6 +136,7 @@ def test_simulated_pair_anchor_matches_truth(sim_pair_dir: Path) -> None:
 
 
 # --- bad input ----------------------------------------------------------------------------
+
 
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(FileNotReadableError, match="not found"):
@@ -205,8 +208,9 @@ def test_absurd_dimensions(sim_pair_dir: Path, tmp_path: Path, name: str) -> Non
 def test_mismatched_pair_names_both_sizes(sim_pair_dir: Path, tmp_path: Path) -> None:
     from core.simulate.pair import SimConfig, simulate_pair, write_pair
 
-    other = write_pair(simulate_pair(SimConfig(scene="foliage", w12=96, h12=64, seed=1)),
-                       tmp_path / "other")
+    other = write_pair(
+        simulate_pair(SimConfig(scene="foliage", w12=96, h12=64, seed=1)), tmp_path / "other"
+    )
     with pytest.raises(PairMismatchError, match="256x192 but RAW12 is 96x64") as err:
         load_pair(other.raw12, sim_pair_dir / "proraw48.dng")
     assert err.value.expected == (192, 128)

@@ -39,7 +39,7 @@ def backlit() -> np.ndarray:
 def _step_edge(h: int = 128, w: int = 256) -> np.ndarray:
     """Left half 0.01, right half 4.0 (neutral): 8.6 EV step at column w / 2."""
     s = np.full((3, h, w), 0.01, dtype=np.float32)
-    s[:, :, w // 2:] = 4.0
+    s[:, :, w // 2 :] = 4.0
     return s
 
 
@@ -48,8 +48,7 @@ def _step_edge(h: int = 128, w: int = 256) -> np.ndarray:
 
 @pytest.mark.parametrize("name", list(LTM_OPERATORS))
 @pytest.mark.parametrize("strength", [0.3, 1.0])
-def test_gain_positive_bounded_varying(name: str, strength: float,
-                                       backlit: np.ndarray) -> None:
+def test_gain_positive_bounded_varying(name: str, strength: float, backlit: np.ndarray) -> None:
     tm, g = apply_ltm(backlit, name, strength=strength, rng=np.random.default_rng(1))
     assert g.shape == (H, W) and g.dtype == np.float32
     assert np.isfinite(g).all()
@@ -120,8 +119,9 @@ def _tiny_table() -> np.ndarray:
     return t
 
 
-@pytest.mark.parametrize(("table_index", "expected"), [("spec", 2.015625),
-                                                       ("n_minus_1", 1.6796875)])
+@pytest.mark.parametrize(
+    ("table_index", "expected"), [("spec", 2.015625), ("n_minus_1", 1.6796875)]
+)
 def test_grid_table_gain_golden(table_index: str, expected: float) -> None:
     # 4x4 image, points at relative 0.25 and 0.75 (origin 0.25, spacing 0.5), N = 2,
     # weights (1, 0, 0, 0, 0) so the table input is R.
@@ -134,8 +134,9 @@ def test_grid_table_gain_golden(table_index: str, expected: float) -> None:
     #   rows 1.5625 and 1.71875 -> 0.25 * 1.5625 + 0.75 * 1.71875 = 1.6796875.
     rgb = np.zeros((3, 4, 4), dtype=np.float32)
     rgb[0] = 0.25
-    g = grid_table_gain(rgb, _tiny_table(), (1, 0, 0, 0, 0), 0.5, 0.5, 0.25, 0.25,
-                        table_index=table_index)  # type: ignore[arg-type]
+    g = grid_table_gain(
+        rgb, _tiny_table(), (1, 0, 0, 0, 0), 0.5, 0.5, 0.25, 0.25, table_index=table_index
+    )  # type: ignore[arg-type]
     assert g[2, 1] == pytest.approx(expected, abs=1e-6)
     # Pixel (0, 0): relative 0.125 is before the first point -> clamped to point (0, 0).
     expected_t00 = 1.5 if table_index == "spec" else 1.25
@@ -157,8 +158,8 @@ def test_grid_table_gain_input_clamp_and_min_max_weights() -> None:
 
 def test_grid_table_gain_matches_loop_reference(backlit: np.ndarray) -> None:
     table, weights, sv, sh, ov, oh = pgtm_arrays_for_scene(
-        backlit, points_v=3, points_h=5, points_n=17, strength=0.8,
-        rng=np.random.default_rng(2))
+        backlit, points_v=3, points_h=5, points_n=17, strength=0.8, rng=np.random.default_rng(2)
+    )
     g = grid_table_gain(backlit, table, weights, sv, sh, ov, oh)
     pv, ph, n = table.shape
     for y, x in [(0, 0), (5, 17), (47, 64), (95, 127), (60, 3)]:
@@ -171,17 +172,20 @@ def test_grid_table_gain_matches_loop_reference(backlit: np.ndarray) -> None:
         fi = min(max(((y + 0.5) / H - ov) / sv, 0), pv - 1)
         fj = min(max(((x + 0.5) / W - oh) / sh, 0), ph - 1)
         i0, j0 = min(int(fi), pv - 2), min(int(fj), ph - 2)
-        interp = ((1 - (fi - i0)) * (1 - (fj - j0)) * table[i0, j0]
-                  + (1 - (fi - i0)) * (fj - j0) * table[i0, j0 + 1]
-                  + (fi - i0) * (1 - (fj - j0)) * table[i0 + 1, j0]
-                  + (fi - i0) * (fj - j0) * table[i0 + 1, j0 + 1])
+        interp = (
+            (1 - (fi - i0)) * (1 - (fj - j0)) * table[i0, j0]
+            + (1 - (fi - i0)) * (fj - j0) * table[i0, j0 + 1]
+            + (fi - i0) * (1 - (fj - j0)) * table[i0 + 1, j0]
+            + (fi - i0) * (fj - j0) * table[i0 + 1, j0 + 1]
+        )
         ref = interp[k] + (t - k) * (interp[k + 1] - interp[k])
         assert g[y, x] == pytest.approx(ref, rel=1e-5)
 
 
 def test_pgtm_arrays_shape_and_range(backlit: np.ndarray) -> None:
-    table, weights, sv, sh, ov, oh = pgtm_arrays_for_scene(backlit, points_v=6, points_h=8,
-                                                           points_n=257, strength=0.9)
+    table, weights, sv, sh, ov, oh = pgtm_arrays_for_scene(
+        backlit, points_v=6, points_h=8, points_n=257, strength=0.9
+    )
     assert table.shape == (6, 8, 257) and table.dtype == np.float32
     assert table.min() >= 0.25 and table.max() <= 8.0
     assert len(weights) == 5 and all(isinstance(v, float) for v in weights)
@@ -223,8 +227,9 @@ def test_warp_subpixel_translation_on_ramp() -> None:
     img = _ramp()
     out = warp_image(img, translation_px=(0.25, -0.5))
     # Bilinear sampling reproduces linear functions exactly (away from the clamped edge).
-    np.testing.assert_allclose(out[0, 5:-5, 5:-5], img[0, 5:-5, 5:-5] + 0.25 * 0.5
-                               - 0.5 * 0.25, atol=1e-5)
+    np.testing.assert_allclose(
+        out[0, 5:-5, 5:-5], img[0, 5:-5, 5:-5] + 0.25 * 0.5 - 0.5 * 0.25, atol=1e-5
+    )
 
 
 def test_warp_radial_moves_corner_analytically() -> None:
@@ -271,8 +276,7 @@ def test_warp_bad_inputs() -> None:
 def test_noise_statistics(signal: float) -> None:
     fw, rn = 6000.0, 3.0
     x = np.full(200_000, signal, dtype=np.float32)
-    y = poisson_gaussian_noise(x, full_well_e=fw, read_noise_e=rn,
-                               rng=np.random.default_rng(5))
+    y = poisson_gaussian_noise(x, full_well_e=fw, read_noise_e=rn, rng=np.random.default_rng(5))
     expected_var = signal / fw + (rn / fw) ** 2
     assert y.dtype == np.float32
     assert y.mean() == pytest.approx(signal, abs=4 * np.sqrt(expected_var / x.size))
@@ -281,10 +285,8 @@ def test_noise_statistics(signal: float) -> None:
 
 def test_noise_deterministic_and_validated() -> None:
     x = np.linspace(0, 1, 1000, dtype=np.float32).reshape(10, 100)
-    a = poisson_gaussian_noise(x, full_well_e=5000, read_noise_e=2,
-                               rng=np.random.default_rng(9))
-    b = poisson_gaussian_noise(x, full_well_e=5000, read_noise_e=2,
-                               rng=np.random.default_rng(9))
+    a = poisson_gaussian_noise(x, full_well_e=5000, read_noise_e=2, rng=np.random.default_rng(9))
+    b = poisson_gaussian_noise(x, full_well_e=5000, read_noise_e=2, rng=np.random.default_rng(9))
     assert np.array_equal(a, b) and a.shape == x.shape
     with pytest.raises(ConfigError):
         poisson_gaussian_noise(x, full_well_e=0, read_noise_e=1, rng=np.random.default_rng())
@@ -318,8 +320,10 @@ def test_sharpen_overshoots_and_never_negative(domain: str) -> None:
 
 def test_resize_and_downsample_helpers() -> None:
     a = np.arange(4, dtype=np.float32).reshape(1, 4)
-    np.testing.assert_allclose(resize_bilinear(a, 1, 8)[0],
-                               [0, 0.25, 0.75, 1.25, 1.75, 2.25, 2.75, 3])
+    np.testing.assert_allclose(
+        resize_bilinear(a, 1, 8)[0], [0, 0.25, 0.75, 1.25, 1.75, 2.25, 2.75, 3]
+    )
     b = np.arange(25, dtype=np.float32).reshape(5, 5)
-    np.testing.assert_allclose(downsample_area(b, 2),
-                               [[3, 5, 6.5], [13, 15, 16.5], [20.5, 22.5, 24]])
+    np.testing.assert_allclose(
+        downsample_area(b, 2), [[3, 5, 6.5], [13, 15, 16.5], [20.5, 22.5, 24]]
+    )

@@ -54,8 +54,14 @@ def test_scene_names_and_kinds() -> None:
     assert scene_names() == list(SCENES)
     natural, pattern = scene_names("natural"), scene_names("pattern")
     assert set(natural) | set(pattern) == set(SCENES)
-    assert {"backlit", "bright_window", "mixed_lighting", "city_lights", "foliage",
-            "portrait_like"} <= set(natural)
+    assert {
+        "backlit",
+        "bright_window",
+        "mixed_lighting",
+        "city_lights",
+        "foliage",
+        "portrait_like",
+    } <= set(natural)
     assert {"zone_plate", "siemens_star", "stripes", "checkers", "gradient_sky"} <= set(pattern)
     for name, spec in SCENES.items():
         assert spec.name == name
@@ -69,8 +75,7 @@ def test_bad_name_names_valid_ones() -> None:
         scene_names("photos")  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("size", [(98, 128), (96, 130), (0, 128), (8, 8), (96, 10**6),
-                                  (96.0, 128)])
+@pytest.mark.parametrize("size", [(98, 128), (96, 130), (0, 128), (8, 8), (96, 10**6), (96.0, 128)])
 def test_bad_size_is_shape_error(size: tuple[int, int]) -> None:
     with pytest.raises(ShapeError):
         make_scene("backlit", *size)
@@ -108,7 +113,7 @@ def test_mixed_lighting_has_two_illuminant_colours(built: dict[str, np.ndarray])
     s = built["mixed_lighting"]
     top = s[:, : H // 6]  # wall band above the chart, lit by both sources
     rb = top[0] / np.maximum(top[2], 1e-6)
-    left, right = np.median(rb[:, : W // 6]), np.median(rb[:, -W // 6:])
+    left, right = np.median(rb[:, : W // 6]), np.median(rb[:, -W // 6 :])
     assert max(left, right) / min(left, right) > 1.5  # warm side vs cool side
     assert s.max() >= 10.0  # the visible bulb
 
@@ -131,8 +136,9 @@ def test_natural_scenes_are_hdr_ish(name: str, built: dict[str, np.ndarray]) -> 
 def test_stripes_peaks_at_claimed_frequencies() -> None:
     h, w = 192, 256
     s = make_scene("stripes", h, w, seed=4)[1]
-    for (ys, xs), (freq, angle) in zip(panel_slices(h, w, *scenes.STRIPE_GRID),
-                                       scenes.STRIPE_PANELS, strict=True):
+    for (ys, xs), (freq, angle) in zip(
+        panel_slices(h, w, *scenes.STRIPE_GRID), scenes.STRIPE_PANELS, strict=True
+    ):
         if angle not in (0.0, 90.0):
             continue
         panel = s[ys, xs]
@@ -171,7 +177,7 @@ def test_zone_plate_sweeps_up_to_48mp_nyquist() -> None:
     above_12mp = spec[f > 0.25].sum() / spec.sum()
     assert 0.1 < above_12mp < 0.9
     # Near the centre it is low frequency: neighbouring pixels almost equal.
-    c = s[h // 2 - 2: h // 2 + 2, w // 2 - 2: w // 2 + 2]
+    c = s[h // 2 - 2 : h // 2 + 2, w // 2 - 2 : w // 2 + 2]
     assert np.ptp(c) < 0.05
 
 
