@@ -35,6 +35,7 @@ from scipy import ndimage
 from core.cfa import PLANE_NAMES, CfaPattern
 from core.errors import ConfigError, ShapeError
 from core.forward import cfa_planes, forward_np
+from core.jsonutil import to_jsonable
 
 __all__ = [
     "DEFAULT_FLOOR",
@@ -67,31 +68,12 @@ HistogramScale = Literal["linear", "ev"]
 # --------------------------------------------------------------------------- JSON
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _jsonable(value.tolist())
-    if hasattr(value, "to_dict"):
-        return value.to_dict()
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    if isinstance(value, (int, np.integer)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        v = float(value)
-        return v if math.isfinite(v) else None
-    return value
-
-
 class _ToDict:
     """Mixin: ``to_dict()`` of a dataclass with JSON-safe values (NaN/inf -> None)."""
 
     def to_dict(self) -> dict[str, Any]:
         """Field name -> plain JSON value."""
-        return {f.name: _jsonable(getattr(self, f.name)) for f in fields(self)}  # type: ignore[arg-type]
+        return {f.name: to_jsonable(getattr(self, f.name)) for f in fields(self)}  # type: ignore[arg-type]
 
 
 # --------------------------------------------------------------------------- basics

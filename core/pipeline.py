@@ -26,6 +26,7 @@ from core.io.atomic import atomic_write_text
 from core.io.captures import CapturePair
 from core.io.dng_writer import DngWriteInfo, DngWriteOptions, write_linear_dng
 from core.io.pair import load_pair
+from core.jsonutil import to_jsonable
 from core.metrics import AnchorMetrics, anchor_metrics
 from core.progress import CancelToken, Progress, ProgressCallback, no_progress
 
@@ -229,23 +230,6 @@ def choose_method(
     raise AssertionError("fallback chain ended without the global baseline")  # unreachable
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _jsonable(value.tolist())
-    if isinstance(value, (np.floating, float)):
-        f = float(value)
-        return f if np.isfinite(f) else str(f)
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, Path):
-        return str(value)
-    return value
-
-
 def pair_summary(pair: CapturePair) -> dict[str, Any]:
     """Facts about the pair for the report and ``inspect``."""
     r, p = pair.raw12, pair.proraw48
@@ -350,7 +334,7 @@ def convert(
             cancel=token,
         ),
     )
-    report = _jsonable(
+    report = to_jsonable(
         {
             "software": {"name": "Linear48", "version": __version__},
             "pair": pair_summary(pair),
@@ -374,6 +358,7 @@ def convert(
                 "headroom_ev": info.headroom_ev,
                 "baseline_exposure": info.baseline_exposure,
                 "bytes": info.bytes_written,
+                "notes": list(info.notes),
             },
             "provenance": provenance,
             "timings_s": timings,

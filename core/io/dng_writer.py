@@ -954,6 +954,51 @@ def _sim_tile_shape(tile_shape: tuple[int, int] | None, h: int, w: int) -> tuple
     return (th, tw)
 
 
+def _write_sim_dng(
+    path: str | Path,
+    *,
+    header: _Header,
+    preview: np.ndarray,
+    storage: _RawStorage,
+    read: RegionReader,
+    raw_tags: list[Entry],
+    color: ColorMetadata,
+    byteorder: ByteOrder,
+    overwrite: bool,
+    threads: int,
+    progress: ProgressCallback | None,
+    cancel: CancelToken | None,
+    t0: float,
+) -> DngWriteInfo:
+    """Shared tail of the simulator writers: write the file, describe what was written."""
+    size = _write_dng(
+        path,
+        header=header,
+        preview=preview,
+        storage=storage,
+        read=read,
+        raw_tags=raw_tags,
+        byteorder=byteorder,
+        overwrite=overwrite,
+        threads=threads,
+        progress=progress,
+        cancel=cancel,
+    )
+    _, tw = storage.tile_shape or (0, 0)
+    return DngWriteInfo(
+        path=Path(path),
+        height=storage.height,
+        width=storage.width,
+        sample_format="uint16",
+        layout=storage.layout_name,
+        tile_size=tw,
+        headroom_ev=0.0,
+        baseline_exposure=color.baseline_exposure_ev,
+        bytes_written=size,
+        encode_seconds=time.perf_counter() - t0,
+    )
+
+
 def write_bayer_dng(
     path: str | Path,
     stored: np.ndarray,
@@ -1071,31 +1116,20 @@ def write_bayer_dng(
     preview = render_preview(
         _downsample(np.stack(planes), preview_long_side), header.neutral, color.baseline_exposure_ev
     )
-    size = _write_dng(
+    return _write_sim_dng(
         path,
         header=header,
         preview=preview,
         storage=storage,
         read=read,
         raw_tags=raw_tags,
+        color=color,
         byteorder=bo,
         overwrite=overwrite,
         threads=threads,
         progress=progress,
         cancel=cancel,
-    )
-    _, tw = storage.tile_shape or (0, 0)
-    return DngWriteInfo(
-        path=Path(path),
-        height=height,
-        width=width,
-        sample_format="uint16",
-        layout=storage.layout_name,
-        tile_size=tw,
-        headroom_ev=0.0,
-        baseline_exposure=color.baseline_exposure_ev,
-        bytes_written=size,
-        encode_seconds=time.perf_counter() - t0,
+        t0=t0,
     )
 
 
@@ -1197,31 +1231,20 @@ def write_linearraw_dng(
     small = (small - black_arr[:, None, None]) / (white_arr - black_arr)[:, None, None]
     header = _sim_header(color, identity, "LinearRaw", bo)
     preview = render_preview(small.astype(np.float32), header.neutral, color.baseline_exposure_ev)
-    size = _write_dng(
+    return _write_sim_dng(
         path,
         header=header,
         preview=preview,
         storage=storage,
         read=read,
         raw_tags=raw_tags,
+        color=color,
         byteorder=bo,
         overwrite=overwrite,
         threads=threads,
         progress=progress,
         cancel=cancel,
-    )
-    _, tw = storage.tile_shape or (0, 0)
-    return DngWriteInfo(
-        path=Path(path),
-        height=height,
-        width=width,
-        sample_format="uint16",
-        layout=storage.layout_name,
-        tile_size=tw,
-        headroom_ev=0.0,
-        baseline_exposure=color.baseline_exposure_ev,
-        bytes_written=size,
-        encode_seconds=time.perf_counter() - t0,
+        t0=t0,
     )
 
 

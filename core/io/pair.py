@@ -77,14 +77,14 @@ def shading_for(raw12: RawCapture) -> tuple[np.ndarray | None, tuple[str, ...], 
         return None, (), tuple(notes)
     top, left, bottom, right = raw12.active_area
     h12, w12 = raw12.shape
-    gain = shading_gain_map(
-        lists,
-        h12,
-        w12,
-        raw12.cfa,
-        origin=raw12.crop_origin,
-        image_size=(bottom - top, right - left),
-    )
+    cx, cy = raw12.crop_origin
+    gain = np.ones((h12, w12), np.float32)
+    for ol in lists:
+        if ol.list_id == 1:  # OpcodeList1 works on the stored image (DNG spec, stage 1)
+            origin, size = (left + cx, top + cy), raw12.stored_size
+        else:  # OpcodeList2/3 work on the ActiveArea (stages 2 and 3)
+            origin, size = (cx, cy), (bottom - top, right - left)
+        gain *= shading_gain_map([ol], h12, w12, raw12.cfa, origin=origin, image_size=size)
     return gain.astype(np.float32), tuple(applied), tuple(notes)
 
 
