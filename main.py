@@ -96,7 +96,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
         overwrite=args.force or not Path(output).exists(),
         report_path=Path(args.report) if args.report else None,
     )
-    bar = _TqdmProgress(enabled=not args.quiet)
+    bar = _TqdmProgress(enabled=not args.quiet and sys.stderr.isatty())
     try:
         result = convert(raw12, proraw48, output, options, progress=bar)
     finally:

@@ -38,7 +38,7 @@ BaselineName = Literal["global", "gain-field"]
 #: Anchor values at or above this fraction of the clip carry no information.
 CLIP_FRACTION = 0.97
 #: Anchor values below this (Mosaic12 units) are dominated by noise.
-DARK_FLOOR = 2e-3
+DARK_FLOOR = 1e-4
 #: Hard bound on any gain, |log2 g| <= 4 (DESIGN §5: |log g| <= ln 16).
 MAX_LOG2_GAIN = 4.0
 
@@ -68,11 +68,16 @@ class BaselineResult:
 def _valid_mask(
     anchor: np.ndarray, predicted: np.ndarray, unclipped: np.ndarray | None
 ) -> np.ndarray:
-    """Anchor pixels that carry information: unclipped, above the dark floor, finite."""
+    """Anchor pixels that carry information: unclipped, finite, with a non-dark prediction.
+
+    Selection looks at the (low-noise) prediction only: thresholding the noisy anchor
+    itself would keep its positive noise and drop its negative noise in the shadows,
+    biasing every gain there upwards.
+    """
     not_clipped = anchor < CLIP_FRACTION if unclipped is None else unclipped
     return (
         not_clipped
-        & (anchor > DARK_FLOOR)
+        & np.isfinite(anchor)
         & (predicted > DARK_FLOOR)
         & (predicted < 64.0)
         & np.isfinite(predicted)
@@ -105,6 +110,10 @@ def global_gain(
     _check(camera48, anchor)
     predicted = forward_np(camera48, cfa)
     valid = _valid_mask(anchor, predicted, unclipped)
+    if valid.any():
+        # Log ratios need a positive anchor: use the brighter three quarters of the
+        # prediction, where the anchor's noise cannot push it through zero.
+        valid &= (predicted >= np.percentile(predicted[valid], 25)) & (anchor > 0)
     n_valid = int(valid.sum())
     if n_valid < 16:
         log.warning("global gain: only %d valid pixels; using gain 1", n_valid)
@@ -148,7 +157,7 @@ def gain_field(
     anchor: np.ndarray,
     cfa: CfaPattern,
     *,
-    sigma_cells: float = 3.0,
+    sigma_cells: float = 1.0,
     cell12: int = 2,
     unclipped: np.ndarray | None = None,
 ) -> tuple[np.ndarray, dict[str, float]]:
@@ -175,35 +184,31 @@ def gain_field(
     valid = _valid_mask(anchor, predicted, unclipped)
     a = np.where(valid, anchor, 0.0)[: hc * cell12, : wc * cell12]
     p = np.where(valid, predicted, 0.0)[: hc * cell12, : wc * cell12]
-    v = valid[: hc * cell12, : wc * cell12].astype(np.float32)
     shape4 = (hc, cell12, wc, cell12)
-    # Per-cell least-squares gain g = sum(a p) / sum(p^2): the gain that minimises the
-    # cell's squared anchor error (what anchor PSNR measures); colour-neutral because the
-    # cell holds all four CFA colours.
-    ap = (a * p).reshape(shape4).sum(axis=(1, 3))
-    pp = (p * p).reshape(shape4).sum(axis=(1, 3))
-    weight = v.reshape(shape4).mean(axis=(1, 3))
-    ok = (ap > 0) & (pp > 0) & (weight > 0.5)
-    log_ratio = np.zeros((hc, wc), np.float64)
-    log_ratio[ok] = np.log2(ap[ok] / pp[ok])
-    # Weight by the cell's energy: bright cells pin the gain better (shot noise aside).
-    wgt = np.where(ok, weight * np.sqrt(np.maximum(pp, 0)), 0.0)
-    global_log2 = float(np.median(log_ratio[ok])) if ok.any() else 0.0
-    # Normalised convolution: cells without data take their neighbours' value, and far
-    # from any data the field falls back to the global gain.
-    residual = np.where(ok, log_ratio - global_log2, 0.0)
-    num = ndimage.gaussian_filter(residual * wgt, sigma_cells, mode="nearest")
-    den = ndimage.gaussian_filter(wgt, sigma_cells, mode="nearest")
+    # Locally weighted least squares: g(x) = G*(a p) / G*(p^2), the gain minimising the
+    # squared anchor error (what anchor PSNR measures) under a Gaussian window G of
+    # sigma_cells cells. Sums per cell hold all four CFA colours, so g is colour-neutral;
+    # noisy anchors average out in the numerator instead of being thresholded (no bias).
+    ap = (a * p).reshape(shape4).sum(axis=(1, 3)).astype(np.float64)
+    pp = (p * p).reshape(shape4).sum(axis=(1, 3)).astype(np.float64)
+    ok = pp > 0
+    total_pp = float(pp.sum())
+    global_gain_ls = float(ap.sum()) / total_pp if total_pp > 0 else 1.0
+    global_log2 = float(np.log2(global_gain_ls)) if global_gain_ls > 0 else 0.0
+    eps = 1e-12
+    num = ndimage.gaussian_filter(ap, sigma_cells, mode="nearest")
+    den = ndimage.gaussian_filter(pp, sigma_cells, mode="nearest")
     wide = max(sigma_cells * 8, 1.0)
-    num_w = ndimage.gaussian_filter(residual * wgt, wide, mode="nearest")
-    den_w = ndimage.gaussian_filter(wgt, wide, mode="nearest")
-    eps = 1e-6
-    coarse = num_w / np.maximum(den_w, eps)
-    # Confidence 1 wherever the local data weight is at least a quarter of the typical one.
-    typical = float(np.median(wgt[ok])) if ok.any() else 1.0
+    num_w = ndimage.gaussian_filter(ap, wide, mode="nearest")
+    den_w = ndimage.gaussian_filter(pp, wide, mode="nearest")
+    g_wide = np.where((num_w > 0) & (den_w > eps), num_w / np.maximum(den_w, eps), 2.0**global_log2)
+    g_local = np.where((num > 0) & (den > eps), num / np.maximum(den, eps), g_wide)
+    # Confidence 1 wherever the local data energy is at least a quarter of the typical one;
+    # towards 0 (no data: clipped or black areas) the wide estimate takes over.
+    typical = float(np.median(pp[ok])) if ok.any() else 1.0
     conf = np.clip(den / max(0.25 * typical, eps), 0.0, 1.0)
-    field_log2 = global_log2 + conf * (num / np.maximum(den, eps)) + (1 - conf) * coarse
-    field_log2 = np.clip(field_log2, -MAX_LOG2_GAIN, MAX_LOG2_GAIN)
+    field_log2 = conf * np.log2(g_local) + (1 - conf) * np.log2(g_wide)
+    field_log2 = np.clip(field_log2, global_log2 - MAX_LOG2_GAIN, global_log2 + MAX_LOG2_GAIN)
     gain = np.exp2(field_log2).astype(np.float32)
     stats = {
         "valid_fraction": float(ok.mean()),
@@ -243,7 +248,7 @@ def baseline_gain_field(
     anchor: np.ndarray,
     cfa: CfaPattern,
     *,
-    sigma_cells: float = 3.0,
+    sigma_cells: float = 1.0,
     cell12: int = 2,
     unclipped: np.ndarray | None = None,
 ) -> BaselineResult:

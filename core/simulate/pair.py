@@ -64,8 +64,6 @@ IPHONE_CM2 = np.array(
         [-0.106292, 0.235045, 0.430733],
     ]
 )
-#: Daylight as-shot neutral of an iPhone-like sensor (camera RGB of a white surface).
-DAYLIGHT_NEUTRAL = np.array([0.449, 1.0, 0.541])
 RAW_BLACK, RAW_WHITE = 528, 4095
 
 LtmMode = Literal["pixels", "pgtm", "both", "none"]
@@ -97,7 +95,8 @@ class SimConfig:
         proraw_noise: ProRAW noise as a fraction of RAW12's (multi-frame fusion).
         denoise, sharpen: ProRAW ISP strengths.
         wb_style: where ProRAW stores white balance.
-        neutral: camera RGB of a white surface (AsShotNeutral).
+        neutral: camera RGB of a white surface (AsShotNeutral); the scenes are lit by
+            daylight (``scenes.DAYLIGHT_CAMERA_RGB``), another value re-lights them.
     """
 
     scene: str = "backlit"
@@ -119,7 +118,7 @@ class SimConfig:
     denoise: float = 0.25
     sharpen: float = 0.3
     wb_style: WbStyle = "analog-balance"
-    neutral: tuple[float, float, float] = (0.449, 1.0, 0.541)
+    neutral: tuple[float, float, float] = scenes.DAYLIGHT_CAMERA_RGB
 
     def __post_init__(self) -> None:
         if self.w12 < 16 or self.h12 < 16 or self.w12 % 2 or self.h12 % 2:
@@ -284,7 +283,10 @@ def simulate_pair(cfg: SimConfig) -> SimulatedPair:
     neutral = np.asarray(cfg.neutral, dtype=np.float64)
     neutral = neutral / neutral[1]
     scene = scenes.make_scene(cfg.scene, h48, w48, seed=cfg.seed)
-    truth = (scene * neutral[:, None, None]).astype(np.float32)
+    # Scenes are camera RGB lit by daylight (a white surface reads DAYLIGHT_CAMERA_RGB);
+    # another as-shot neutral re-lights the scene by the ratio of the two.
+    relight = neutral / np.asarray(scenes.DAYLIGHT_CAMERA_RGB, dtype=np.float64)
+    truth = (scene * relight[:, None, None]).astype(np.float32)
     truth *= np.float32(cfg.exposure * auto_exposure(truth, cfa))
 
     # RAW12: quad-Bayer photosites with noise, 2x2 binning, vignetting, clipping, codes.
