@@ -292,7 +292,17 @@ def run_baseline(
     return BASELINES[name](camera48, anchor, cfa, unclipped=unclipped)
 
 
-def log2_gain_range(result: BaselineResult) -> float:
-    """Largest |log2 gain| relative to the global part (0 for the global baseline)."""
+def log2_gain_range(result: BaselineResult, *, percentile: float = 99.9) -> float:
+    """Spatial gain swing: the ``percentile`` of |log2 gain - log2 global gain| over cells.
+
+    A percentile, not the maximum, so a handful of cells in black or clipped areas do not
+    decide; :func:`clamped_fraction` reports those. 0 for the global baseline.
+    """
     g = np.log2(np.maximum(result.gain_lowres, 1e-12)) - math.log2(max(result.global_gain, 1e-12))
-    return float(np.abs(g).max(initial=0.0))
+    return float(np.percentile(np.abs(g), percentile)) if g.size else 0.0
+
+
+def clamped_fraction(result: BaselineResult) -> float:
+    """Fraction of gain cells sitting at the hard ±MAX_LOG2_GAIN clamp around the global."""
+    g = np.log2(np.maximum(result.gain_lowres, 1e-12)) - math.log2(max(result.global_gain, 1e-12))
+    return float(np.mean(np.abs(g) >= MAX_LOG2_GAIN - 1e-3)) if g.size > 1 else 0.0

@@ -20,7 +20,7 @@ from typing import Any, Literal
 import numpy as np
 
 from core import __version__
-from core.baselines import BASELINES, BaselineResult, log2_gain_range
+from core.baselines import BASELINES, BaselineResult, clamped_fraction, log2_gain_range
 from core.errors import ConfigError, OutputError
 from core.io.atomic import atomic_write_text
 from core.io.captures import CapturePair
@@ -47,12 +47,16 @@ class SafetyThresholds:
     """Thresholds of the per-capture safety checks (DESIGN §5).
 
     Attributes:
-        max_abs_log2_gain: largest spatial gain swing allowed relative to the global gain.
+        max_abs_log2_gain: largest spatial gain swing (99.9th percentile of |log2 gain|
+            relative to the global gain) a method may apply.
+        max_clamped_fraction: largest fraction of gain cells allowed at the hard ±4 EV
+            clamp (a method pinned at its bound is not trusted).
         min_psnr_gain_db: the method's anchor PSNR may be at most this much *below* the
             global baseline's (negative = must be at least as good).
     """
 
     max_abs_log2_gain: float = 3.9
+    max_clamped_fraction: float = 0.01
     min_psnr_gain_db: float = -0.25
 
 
@@ -158,7 +162,17 @@ def safety_checks(
             swing <= thresholds.max_abs_log2_gain,
             swing,
             thresholds.max_abs_log2_gain,
-            "largest |log2 gain| relative to the global gain",
+            "99.9th percentile of |log2 gain| relative to the global gain",
+        )
+    )
+    clamped = clamped_fraction(result)
+    checks.append(
+        SafetyCheck(
+            "gain_clamped",
+            clamped <= thresholds.max_clamped_fraction,
+            clamped,
+            thresholds.max_clamped_fraction,
+            "fraction of gain cells at the ±4 EV clamp",
         )
     )
     psnr = float(metrics.psnr_db)
