@@ -1,0 +1,457 @@
+"""Arrays the inspection panes show, computed from ``core`` (Qt-free, runs in a worker).
+
+Everything here calls ``core``; nothing is recomputed differently for the GUI:
+
+- output: the method's Camera48 (``BaselineResult.camera48``, from ``choose_method`` on
+  open or from ``convert``);
+- reference: ProRAW48 (``CapturePair.camera48``) after the same global gain as the output
+  and, when the file has a ProfileGainTableMap and the user wants it, rendered with that
+  PGTM (``core.io.pgtm.pgtm_gain`` on ProRAW48's own values with its BaselineExposure);
+- gain map: ``log2(core.baselines.upsample_gain(gain_lowres))``;
+- difference: ``log2(Y_out / Y_ref)`` with ``core.metrics.luminance`` (NaN below the floor);
+- halo map / indicator: ``core.metrics.halo_map`` / ``halo_indicator`` (output vs reference);
+- histograms: ``core.metrics.cfa_error_histograms`` with the pair's clip mask;
+- registration: ``core.geometry.registration.register`` + ``overlays.registration_overlays``
+  when that package exists, otherwise an explicit "not available".
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from core.baselines import BaselineResult, upsample_gain
+from core.cfa import PLANE_NAMES, CfaPattern
+from core.color import stored_to_srgb_matrix
+from core.forward import forward_np
+from core.io.captures import CapturePair
+from core.io.pgtm import pgtm_gain
+from core.metrics import (
+    DEFAULT_FLOOR,
+    AnchorMetrics,
+    cfa_error_histograms,
+    halo_indicator,
+    halo_map,
+    luminance,
+)
+from core.pipeline import ConvertOptions, MethodDecision, choose_method
+from core.progress import CancelToken, Progress, ProgressCallback, no_progress
+
+log = logging.getLogger(__name__)
+
+Roi = tuple[int, int, int, int]
+#: Display histogram bins; statistics use ``HIST_BINS * HIST_FINE`` bins over the same range.
+HIST_BINS = 128
+HIST_FINE = 16
+
+
+@dataclass(frozen=True)
+class RegistrationView:
+    """What the registration pane shows.
+
+    Attributes:
+        available: False when ``core.geometry`` is not installed or registration failed.
+        message: one line: the gate verdict, or why nothing is shown.
+        overlays: 12MP overlay arrays keyed ``"<mode>/<stage>"`` (mode: checkerboard, blend,
+            difference, edges; stage: before, after), as ``core`` returned them.
+        gate_passed: the alignment gate's verdict (None when not available).
+        figures: the gate's measured figures.
+        thresholds: the gate's thresholds.
+    """
+
+    available: bool
+    message: str
+    overlays: dict[str, np.ndarray] = field(default_factory=dict)
+    gate_passed: bool | None = None
+    figures: dict[str, Any] = field(default_factory=dict)
+    thresholds: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """Pane arrays for one pair and one method output (all 48MP grid unless noted).
+
+    Attributes:
+        method: method that produced ``output``.
+        output: (3, H48, W48) Camera48 output of the method.
+        reference: (3, H48, W48) ProRAW48 after the same global gain (+ own PGTM if used).
+        reference_label: how ``reference`` was rendered.
+        proraw: (3, H48, W48) ProRAW48 mapped to Camera48, no gain (``pair.camera48``).
+        global_gain: the method's scalar gain.
+        gain_log2: (H48, W48) log2 gain field applied to ProRAW48.
+        diff_ev: (H48, W48) log2(Y_out / Y_ref), NaN where either is below the floor.
+        halo: (H48, W48) signed halo band (EV), NaN where not valid.
+        halo_indicator_ev: RMS halo near strong edges (EV), NaN without strong edges.
+        to_srgb: (3, 3) camera -> linear sRGB (white balance folded in) for display.
+        anchor_metrics: anchor metrics of ``output``.
+        decision: method decision (None when the output did not come from the pipeline).
+        registration: registration pane content.
+    """
+
+    method: str
+    output: np.ndarray
+    reference: np.ndarray
+    reference_label: str
+    proraw: np.ndarray
+    global_gain: float
+    gain_log2: np.ndarray
+    diff_ev: np.ndarray
+    halo: np.ndarray
+    halo_indicator_ev: float
+    to_srgb: np.ndarray
+    anchor_metrics: AnchorMetrics
+    decision: MethodDecision | None
+    registration: RegistrationView
+
+
+@dataclass(frozen=True)
+class PlaneHistogram:
+    """One CFA plane's error histogram and its statistics.
+
+    Attributes:
+        counts: (HIST_BINS,) int64 pixel counts.
+        edges: (HIST_BINS + 1,) bin edges (Mosaic12 units or EV).
+        n: pixels counted.
+        mean, std, p01, p50, p99: statistics from the fine histogram (bin centres; the
+            quantisation is ``(edges[-1] - edges[0]) / (HIST_BINS * HIST_FINE)``).
+    """
+
+    counts: np.ndarray
+    edges: np.ndarray
+    n: int
+    mean: float
+    std: float
+    p01: float
+    p50: float
+    p99: float
+
+
+def reference_render(
+    pair: CapturePair, global_gain: float, *, use_pgtm: bool
+) -> tuple[np.ndarray, str]:
+    """ProRAW48 in Camera48 after ``global_gain`` and, if asked and present, its own PGTM.
+
+    Returns ((3, H48, W48) float32, label).
+    """
+    gain = np.float32(global_gain)
+    pgtm = pair.proraw48.pgtm
+    if use_pgtm and pgtm is not None:
+        g = pgtm_gain(
+            pair.proraw48.image,
+            pgtm,
+            baseline_exposure_ev=pair.proraw48.color.baseline_exposure_ev,
+        ).astype(np.float32)
+        g *= gain
+        return pair.camera48 * g[None], "ProRAW48 with its own PGTM, same global gain"
+    label = "ProRAW48, same global gain" + (" (PGTM off)" if pgtm is not None else " (no PGTM)")
+    return pair.camera48 * gain, label
+
+
+def difference_ev(output: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """log2(Y_out / Y_ref) per pixel (H, W) float32; NaN where either is below the floor."""
+    yo, yr = luminance(output), luminance(reference)
+    ok = (yo > DEFAULT_FLOOR) & (yr > DEFAULT_FLOOR) & np.isfinite(yo) & np.isfinite(yr)
+    out = np.full(yo.shape, np.nan, np.float32)
+    np.log2(np.divide(yo, yr, out=np.ones_like(yo), where=ok), out=out, where=ok)
+    return out
+
+
+def _flatten(prefix: str, value: Any, out: dict[str, np.ndarray]) -> None:
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _flatten(f"{prefix}/{k}" if prefix else str(k), v, out)
+    elif isinstance(value, np.ndarray):
+        out[prefix] = value
+
+
+def overlay_for(overlays: dict[str, np.ndarray], mode: str, stage: str) -> np.ndarray | None:
+    """Find the overlay for (mode, stage) whatever the key layout core used.
+
+    Keys may be ``"checkerboard/after"``, ``"after/checkerboard"``, ``"checkerboard_after"``
+    or a bare ``"checkerboard"`` (taken as after registration).
+    """
+    for key, arr in overlays.items():
+        k = key.lower()
+        if mode in k and stage in k:
+            return arr
+    if stage == "after":
+        for key, arr in overlays.items():
+            k = key.lower()
+            if mode in k and "before" not in k:
+                return arr
+    return None
+
+
+def _as_dict(obj: Any) -> dict[str, Any]:
+    if obj is None:
+        return {}
+    if isinstance(obj, dict):
+        return dict(obj)
+    if hasattr(obj, "__dataclass_fields__"):
+        return {k: getattr(obj, k) for k in obj.__dataclass_fields__}
+    return {"value": obj}
+
+
+def registration_view(pair: CapturePair) -> RegistrationView:
+    """Run core's registration and overlays, or say why the pane is empty."""
+    try:
+        reg_mod = importlib.import_module("core.geometry.registration")
+        ovl_mod = importlib.import_module("core.geometry.overlays")
+    except ImportError as err:
+        return RegistrationView(False, f"registration not available\n({err.name or err} missing)")
+    cfa = pair.raw12.cfa
+    try:
+        result = reg_mod.register(pair.camera48, pair.anchor, cfa, unclipped=pair.unclipped)
+        raw = ovl_mod.registration_overlays(pair.camera48, pair.anchor, cfa, result)
+    except Exception as err:  # optional pane under development: never hide the other panes
+        log.exception("registration failed")
+        return RegistrationView(False, f"registration failed:\n{err}")
+    overlays: dict[str, np.ndarray] = {}
+    _flatten("", raw, overlays)
+    gate = getattr(result, "gate", None)
+    passed = getattr(gate, "passed", None)
+    figures = _as_dict(getattr(gate, "figures", None))
+    thresholds = _as_dict(getattr(gate, "thresholds", None))
+    verdict = "passed" if passed else "FAILED" if passed is not None else "no verdict"
+    figs = ", ".join(
+        f"{k} {v:.3g}" if isinstance(v, (int, float)) else f"{k} {v}" for k, v in figures.items()
+    )
+    return RegistrationView(
+        True,
+        f"alignment gate {verdict}" + (f": {figs}" if figs else ""),
+        overlays,
+        None if passed is None else bool(passed),
+        figures,
+        thresholds,
+    )
+
+
+def analyse(
+    pair: CapturePair,
+    baseline: BaselineResult,
+    anchor_metrics: AnchorMetrics,
+    decision: MethodDecision | None,
+    *,
+    use_pgtm: bool = True,
+    with_registration: bool = True,
+    progress: ProgressCallback = no_progress,
+    cancel: CancelToken | None = None,
+) -> Analysis:
+    """All pane arrays for ``baseline`` (a method output) of ``pair``."""
+    token = cancel or CancelToken()
+    h48, w48 = pair.camera48.shape[1:]
+    progress(Progress("analyse", 0, 4, "reference render"))
+    reference, label = reference_render(pair, baseline.global_gain, use_pgtm=use_pgtm)
+    token.raise_if_cancelled()
+    progress(Progress("analyse", 1, 4, "gain map and difference"))
+    gain_log2 = np.log2(upsample_gain(baseline.gain_lowres, h48, w48)).astype(np.float32)
+    diff = difference_ev(baseline.camera48, reference)
+    token.raise_if_cancelled()
+    progress(Progress("analyse", 2, 4, "halo map"))
+    halo = halo_map(baseline.camera48, reference)
+    indicator = halo_indicator(baseline.camera48, reference)
+    token.raise_if_cancelled()
+    progress(Progress("analyse", 3, 4, "registration"))
+    reg = (
+        registration_view(pair)
+        if with_registration
+        else RegistrationView(False, "registration not run")
+    )
+    progress(Progress("analyse", 4, 4, "ready"))
+    return Analysis(
+        method=baseline.method,
+        output=baseline.camera48,
+        reference=reference,
+        reference_label=label,
+        proraw=pair.camera48,
+        global_gain=float(baseline.global_gain),
+        gain_log2=gain_log2,
+        diff_ev=diff,
+        halo=halo,
+        halo_indicator_ev=float(indicator),
+        to_srgb=stored_to_srgb_matrix(pair.raw12.color).astype(np.float32),
+        anchor_metrics=anchor_metrics,
+        decision=decision,
+        registration=reg,
+    )
+
+
+def preview(
+    pair: CapturePair,
+    method: str = "auto",
+    *,
+    use_pgtm: bool = True,
+    progress: ProgressCallback = no_progress,
+    cancel: CancelToken | None = None,
+) -> Analysis:
+    """Run the pipeline's method choice (nothing written) and analyse its output."""
+    options = ConvertOptions(method=method)  # type: ignore[arg-type]
+    baseline, metrics, decision = choose_method(pair, options, progress=progress, cancel=cancel)
+    return analyse(
+        pair, baseline, metrics, decision, use_pgtm=use_pgtm, progress=progress, cancel=cancel
+    )
+
+
+def with_reference(analysis: Analysis, pair: CapturePair, *, use_pgtm: bool) -> Analysis:
+    """The same output against ProRAW48 rendered with or without its PGTM."""
+    reference, label = reference_render(pair, analysis.global_gain, use_pgtm=use_pgtm)
+    return replace(
+        analysis,
+        reference=reference,
+        reference_label=label,
+        diff_ev=difference_ev(analysis.output, reference),
+        halo=halo_map(analysis.output, reference),
+        halo_indicator_ev=float(halo_indicator(analysis.output, reference)),
+    )
+
+
+def _stats_from_fine(counts: np.ndarray, edges: np.ndarray) -> tuple[float, ...]:
+    n = int(counts.sum())
+    if n == 0:
+        nan = float("nan")
+        return (nan, nan, nan, nan, nan)
+    centres = 0.5 * (edges[:-1] + edges[1:])
+    w = counts.astype(np.float64)
+    mean = float(np.dot(w, centres) / n)
+    std = float(np.sqrt(max(np.dot(w, (centres - mean) ** 2) / n, 0.0)))
+    cdf = np.cumsum(w) / n
+    pct = [
+        float(centres[min(int(np.searchsorted(cdf, q)), centres.size - 1)])
+        for q in (0.01, 0.5, 0.99)
+    ]
+    return (mean, std, *pct)
+
+
+def histograms(
+    pair: CapturePair,
+    output: np.ndarray,
+    *,
+    scale: str = "linear",
+    roi: Roi | None = None,
+) -> dict[str, PlaneHistogram]:
+    """Per-CFA histograms of F(output) vs RAW12 (``core.metrics.cfa_error_histograms``).
+
+    Pixels as the pipeline's anchor metrics use them: the raw-mosaic clip mask
+    (``pair.unclipped``), no extra threshold on the shading-corrected anchor.
+    ``roi`` = (y0, y1, x0, x1) on the 12MP grid, half-open.
+    """
+    fine = cfa_error_histograms(
+        output,
+        pair.anchor,
+        pair.raw12.cfa,
+        bins=HIST_BINS * HIST_FINE,
+        scale=scale,  # type: ignore[arg-type]
+        mask=pair.unclipped,
+        roi=roi,
+        clip=float("inf"),
+    )
+    out: dict[str, PlaneHistogram] = {}
+    for name in PLANE_NAMES:
+        counts, edges = fine[name]
+        coarse = counts.reshape(HIST_BINS, HIST_FINE).sum(axis=1)
+        mean, std, p01, p50, p99 = _stats_from_fine(counts, edges)
+        out[name] = PlaneHistogram(
+            coarse, edges[::HIST_FINE].copy(), int(counts.sum()), mean, std, p01, p50, p99
+        )
+    return out
+
+
+def clamp_roi(roi: Roi, h12: int, w12: int) -> Roi | None:
+    """Clip a RAW12 ROI to the frame; None when nothing is left."""
+    y0, y1, x0, x1 = roi
+    y0, y1 = max(0, min(h12, y0)), max(0, min(h12, y1))
+    x0, x1 = max(0, min(w12, x0)), max(0, min(w12, x1))
+    return (y0, y1, x0, x1) if y1 > y0 and x1 > x0 else None
+
+
+def roi_slices(roi: Roi | None) -> tuple[slice, slice]:
+    """48MP (rows, cols) slices of a RAW12 ROI (whole frame for None)."""
+    if roi is None:
+        return slice(None), slice(None)
+    y0, y1, x0, x1 = roi
+    return slice(2 * y0, 2 * y1), slice(2 * x0, 2 * x1)
+
+
+def _finite_stats(values: np.ndarray) -> tuple[float, float, float]:
+    v = values[np.isfinite(values)]
+    if v.size == 0:
+        return (float("nan"),) * 3
+    return float(v.mean()), float(v.std()), float(np.sqrt(np.mean(v.astype(np.float64) ** 2)))
+
+
+def pane_stats(analysis: Analysis, roi: Roi | None) -> dict[str, str]:
+    """One line of figures per scalar pane, over the ROI (or the whole frame)."""
+    rows, cols = roi_slices(roi)
+    g = analysis.gain_log2[rows, cols]
+    d_mean, d_std, _ = _finite_stats(analysis.diff_ev[rows, cols])
+    _, _, h_rms = _finite_stats(analysis.halo[rows, cols])
+    return {
+        "gain": f"log2 gain {float(g.min()):+.2f}…{float(g.max()):+.2f} EV, "
+        f"global {np.log2(analysis.global_gain):+.2f} EV",
+        "diff": f"mean {d_mean:+.3f} EV, σ {d_std:.3f} EV",
+        "halo": f"RMS {h_rms:.4f} EV (indicator {analysis.halo_indicator_ev:.4f} EV)",
+    }
+
+
+@dataclass(frozen=True)
+class PixelReadout:
+    """Values under the cursor (linear Camera48 / Mosaic12 units, EV = log2 of those)."""
+
+    x48: int
+    y48: int
+    x12: int
+    y12: int
+    plane: str
+    output_rgb: tuple[float, float, float]
+    reference_rgb: tuple[float, float, float]
+    output_ev: float
+    gain_log2: float
+    diff_ev: float
+    halo_ev: float
+    raw12: float
+    f_output: float
+
+    def text(self) -> str:
+        """One status-bar line."""
+        o = ", ".join(f"{v:.4f}" for v in self.output_rgb)
+        r = ", ".join(f"{v:.4f}" for v in self.reference_rgb)
+        return (
+            f"48MP ({self.x48}, {self.y48})  12MP ({self.x12}, {self.y12}) {self.plane}  │  "
+            f"out RGB {o} ({self.output_ev:+.2f} EV)  ProRAW {r}  │  RAW12 {self.raw12:.4f}  "
+            f"F(out) {self.f_output:.4f}  │  gain {self.gain_log2:+.2f} EV  "
+            f"diff {self.diff_ev:+.3f} EV  halo {self.halo_ev:+.3f} EV"
+        )
+
+
+def readout(analysis: Analysis, pair: CapturePair, x48: int, y48: int) -> PixelReadout | None:
+    """Values at a 48MP pixel, or None outside the frame."""
+    h48, w48 = analysis.output.shape[1:]
+    if not (0 <= x48 < w48 and 0 <= y48 < h48):
+        return None
+    x12, y12 = x48 // 2, y48 // 2
+    cfa: CfaPattern = pair.raw12.cfa
+    offsets = {v: k for k, v in cfa.plane_offsets().items()}
+    plane = offsets[(y12 % 2, x12 % 2)]
+    cell = analysis.output[:, 2 * y12 : 2 * y12 + 2, 2 * x12 : 2 * x12 + 2]
+    f_out = float(forward_np(np.ascontiguousarray(cell), cfa.shifted(y12 % 2, x12 % 2))[0, 0])
+    out_rgb = tuple(float(v) for v in analysis.output[:, y48, x48])
+    lum = float(luminance(analysis.output[:, y48 : y48 + 1, x48 : x48 + 1])[0, 0])
+    return PixelReadout(
+        x48,
+        y48,
+        x12,
+        y12,
+        plane,
+        out_rgb,  # type: ignore[arg-type]
+        tuple(float(v) for v in analysis.reference[:, y48, x48]),  # type: ignore[arg-type]
+        float(np.log2(lum)) if lum > 0 else float("-inf"),
+        float(analysis.gain_log2[y48, x48]),
+        float(analysis.diff_ev[y48, x48]),
+        float(analysis.halo[y48, x48]),
+        float(pair.anchor[y12, x12]),
+        f_out,
+    )

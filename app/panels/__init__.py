@@ -1,0 +1,1 @@
+"""Widgets bound to :class:`app.state.AppState` (no pipeline logic in here)."""

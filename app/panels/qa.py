@@ -1,0 +1,284 @@
+"""QA review tab: run the QA set (or a folder of pairs), judge against thresholds,
+sort/filter, open a scene in the views, export CSV and Markdown."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from pathlib import Path
+
+from PySide6.QtCore import QSortFilterProxyModel, Qt, Signal
+from PySide6.QtGui import QBrush, QColor, QStandardItem, QStandardItemModel
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.pairing import PairEntry, find_pairs
+from app.qa import (
+    METRIC_COLUMNS,
+    QaRow,
+    QaThresholds,
+    failures,
+    run_entries,
+    run_simulated,
+    table_rows,
+    to_csv,
+    to_markdown,
+)
+from app.state import AppState, BusyTask
+from app.workers import Workers, describe_error
+from core.errors import Linear48Error
+from core.io.atomic import atomic_write_text
+from core.progress import Progress
+
+SIZES = ((128, 96), (256, 192), (512, 384), (1008, 756))
+VERDICT_COLOURS = {"pass": "#7bd88f", "FAIL": "#ff6b6b", "error": "#ffb454"}
+
+
+class _Filter(QSortFilterProxyModel):
+    """Text filter over scene/tags/why plus a verdict filter."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.text = ""
+        self.verdict = ""
+
+    def filterAcceptsRow(self, row: int, parent: object) -> bool:
+        model = self.sourceModel()
+        cols = model.columnCount()
+        cells = [str(model.index(row, c).data() or "") for c in range(cols)]
+        if self.verdict and cells[1] != self.verdict:
+            return False
+        return not self.text or any(self.text.lower() in c.lower() for c in cells)
+
+
+class QaPanel(QWidget):
+    """The QA review table bound to ``state.qa_rows``."""
+
+    open_entry = Signal(object)
+
+    def __init__(self, state: AppState, workers: Workers, qa_folder: Path) -> None:
+        super().__init__()
+        self.state, self.workers, self.qa_folder = state, workers, qa_folder
+        self.task = None
+        self.run_button = QPushButton("Run simulated QA set")
+        self.run_button.clicked.connect(self.run_simulated)
+        self.size = QComboBox()
+        for w, h in SIZES:
+            self.size.addItem(f"RAW12 {w}×{h}", (w, h))
+        self.size.setCurrentIndex(1)
+        folder_button = QPushButton("Evaluate folder…")
+        folder_button.clicked.connect(self._choose_folder)
+        self.csv_button = QPushButton("Export CSV…")
+        self.csv_button.clicked.connect(lambda: self._export("csv"))
+        self.md_button = QPushButton("Export Markdown…")
+        self.md_button.clicked.connect(lambda: self._export("md"))
+        top = QHBoxLayout()
+        for w in (self.run_button, self.size, folder_button):
+            top.addWidget(w)
+        top.addStretch(1)
+        top.addWidget(self.csv_button)
+        top.addWidget(self.md_button)
+        t = QaThresholds()
+        self.spins: dict[str, QDoubleSpinBox] = {}
+        thr = QHBoxLayout()
+        thr.addWidget(QLabel("<b>Thresholds</b>"))
+        for key, label, lo, hi, step, dec in (
+            ("min_anchor_psnr_db", "anchor PSNR ≥", 0, 80, 0.5, 1),
+            ("max_halo_ev", "halo ≤", 0, 1, 0.005, 3),
+            ("max_ltm_residual_ev", "LTM resid. ≤", 0, 4, 0.01, 2),
+            ("min_truth_psnr_db", "truth PSNR ≥", 0, 80, 0.5, 1),
+        ):
+            spin = QDoubleSpinBox()
+            spin.setRange(lo, hi)
+            spin.setSingleStep(step)
+            spin.setDecimals(dec)
+            spin.setValue(getattr(t, key))
+            spin.valueChanged.connect(lambda *_: self.refresh())
+            self.spins[key] = spin
+            thr.addWidget(QLabel(label))
+            thr.addWidget(spin)
+        self.allow_fallback = QCheckBox("fallback passes")
+        self.allow_fallback.setChecked(t.allow_fallback)
+        self.allow_fallback.toggled.connect(lambda *_: self.refresh())
+        thr.addWidget(self.allow_fallback)
+        thr.addStretch(1)
+        self.filter_text = QLineEdit()
+        self.filter_text.setPlaceholderText("filter: scene, tag, reason…")
+        self.filter_verdict = QComboBox()
+        for v in ("", "pass", "FAIL", "error"):
+            self.filter_verdict.addItem(v or "all verdicts", v)
+        self.summary = QLabel("")
+        filt = QHBoxLayout()
+        filt.addWidget(self.filter_text, 1)
+        filt.addWidget(self.filter_verdict)
+        filt.addWidget(self.summary)
+        self.model = QStandardItemModel()
+        self.proxy = _Filter()
+        self.proxy.setSourceModel(self.model)
+        self.proxy.setSortRole(Qt.ItemDataRole.UserRole)
+        self.view = QTableView()
+        self.view.setModel(self.proxy)
+        self.view.setSortingEnabled(True)
+        self.view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.view.verticalHeader().setVisible(False)
+        self.view.verticalHeader().setDefaultSectionSize(22)
+        self.view.doubleClicked.connect(self._open)
+        self.filter_text.textChanged.connect(self._filter_edited)
+        self.filter_verdict.currentIndexChanged.connect(self._filter_edited)
+        hint = QLabel("Double-click a scene to open it in the Inspect views.")
+        hint.setStyleSheet("color: #8a8d91;")
+        layout = QVBoxLayout(self)
+        layout.addLayout(top)
+        layout.addLayout(thr)
+        layout.addLayout(filt)
+        layout.addWidget(self.view, 1)
+        layout.addWidget(hint)
+        state.qa_changed.connect(lambda *_: self.refresh())
+        state.busy_changed.connect(lambda *_: self._busy())
+        self.refresh()
+
+    def thresholds(self) -> QaThresholds:
+        """Thresholds as edited."""
+        return QaThresholds(
+            **{k: s.value() for k, s in self.spins.items()},
+            allow_fallback=self.allow_fallback.isChecked(),
+        )
+
+    def refresh(self) -> None:
+        """Rebuild the table from ``state.qa_rows`` and the thresholds."""
+        rows = self.state.qa_rows
+        t = self.thresholds()
+        header, body = table_rows(rows, t)
+        self.model.clear()
+        self.model.setHorizontalHeaderLabels(header)
+        keys = list(METRIC_COLUMNS)
+        for r, (row, cells) in enumerate(zip(rows, body, strict=True)):
+            items = []
+            for c, text in enumerate(cells):
+                item = QStandardItem(text)
+                sort_value: object = text
+                if 3 <= c < 3 + len(keys):
+                    v = row.metrics.get(keys[c - 3], math.nan)
+                    sort_value = v if math.isfinite(v) else -1e30
+                    item.setTextAlignment(
+                        Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
+                    )
+                item.setData(sort_value, Qt.ItemDataRole.UserRole)
+                item.setData(r, Qt.ItemDataRole.UserRole + 1)
+                if c == 1:
+                    item.setForeground(QBrush(QColor(VERDICT_COLOURS.get(text, "#e3e3e3"))))
+                if c == len(cells) - 1 and row.reason:
+                    item.setToolTip(f"method: {row.method} — {row.reason}")
+                items.append(item)
+            self.model.appendRow(items)
+        hdr = self.view.horizontalHeader()
+        hdr.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        hdr.setStretchLastSection(True)
+        n_pass = sum(1 for r in rows if not failures(r, t))
+        self.summary.setText(f"{n_pass} / {len(rows)} pass" if rows else "no scenes yet")
+        has = bool(rows)
+        self.csv_button.setEnabled(has)
+        self.md_button.setEnabled(has)
+
+    def _filter_edited(self) -> None:
+        self.proxy.text = self.filter_text.text()
+        self.proxy.verdict = self.filter_verdict.currentData()
+        self.proxy.invalidate()
+
+    def _busy(self) -> None:
+        self.run_button.setEnabled(self.state.busy is None)
+
+    # -- running ------------------------------------------------------------------------
+    def run_simulated(self) -> None:
+        """Write and evaluate the simulator's QA set in the background."""
+        size = self.size.currentData()
+        folder = self.qa_folder
+        self._run(lambda p, c: run_simulated(folder, size=size, progress=p, cancel=c))
+
+    def run_folder(self, folder: Path) -> None:
+        """Evaluate every pair found under ``folder``."""
+
+        def task(p: Callable[[Progress], None], c: object) -> list[QaRow]:
+            entries, problems = find_pairs([folder])
+            rows = run_entries(entries, progress=p, cancel=c)  # type: ignore[arg-type]
+            return rows + [QaRow(text.split(":")[0], None, error=text) for text in problems]
+
+        self._run(task)
+
+    def _choose_folder(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Folder of capture pairs")
+        if path:
+            self.run_folder(Path(path))
+
+    def _run(self, fn: Callable[..., list[QaRow]]) -> None:
+        if self.state.busy is not None:
+            return
+        self.state.set_busy(BusyTask("qa", "starting"))
+
+        def progress(ev: Progress) -> None:
+            self.state.set_busy(BusyTask("qa", ev.stage, ev.fraction, ev.message))
+
+        def done(rows: list[QaRow]) -> None:
+            self.state.set_busy(None)
+            self.task = None
+            self.state.set_qa_rows(rows)
+            self.state.notify("info", f"QA: {len(rows)} scenes evaluated")
+
+        def failed(err: BaseException) -> None:
+            self.state.set_busy(None)
+            self.task = None
+            self.state.notify(
+                "warning" if "Cancelled" in describe_error(err) else "error", describe_error(err)
+            )
+
+        self.task = self.workers.submit(
+            "qa", fn, on_done=done, on_error=failed, on_progress=progress
+        )
+
+    # -- open / export ------------------------------------------------------------------
+    def _open(self, index: object) -> None:
+        src = self.proxy.mapToSource(index)  # type: ignore[arg-type]
+        r = self.model.item(src.row(), 0).data(Qt.ItemDataRole.UserRole + 1)
+        row = self.state.qa_rows[int(r)]
+        if row.entry is not None:
+            self.open_entry.emit(row.entry)
+
+    def export(self, path: Path, kind: str) -> Path:
+        """Write the table (all rows, current thresholds) as CSV or Markdown."""
+        t = self.thresholds()
+        text = (
+            to_csv(self.state.qa_rows, t) if kind == "csv" else to_markdown(self.state.qa_rows, t)
+        )
+        atomic_write_text(path, text)
+        return path
+
+    def _export(self, kind: str) -> None:
+        suffix = "csv" if kind == "csv" else "md"
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Export QA table", f"qa_review.{suffix}", f"*.{suffix}"
+        )
+        if path:
+            try:
+                self.export(Path(path), kind)
+                self.state.notify("info", f"exported {path}")
+            except (OSError, Linear48Error) as err:
+                self.state.notify("error", describe_error(err))
+
+
+def entry_of(row: QaRow) -> PairEntry | None:
+    """The pair to open for a QA row."""
+    return row.entry

@@ -1,0 +1,297 @@
+"""QA review: metrics, tags and pass/fail flags over a set of scenes (Qt-free).
+
+Sources: the simulator's QA set (:data:`QA_SCENES`, written as real DNG pairs with their
+ground truth) or a folder of pairs (:func:`app.pairing.find_pairs`). Each scene runs the
+pipeline's method choice (``core.pipeline.choose_method``, nothing written) and is
+measured with ``core.metrics``; ground-truth metrics exist only for simulated pairs.
+Thresholds are applied afterwards, so editing them re-flags the table without re-running.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from app.pairing import PairEntry
+from core.io.pair import load_pair
+from core.metrics import halo_indicator, truth_metrics
+from core.pipeline import ConvertOptions, choose_method
+from core.progress import CancelToken, Progress, ProgressCallback, no_progress
+
+log = logging.getLogger(__name__)
+
+#: The QA set (issue 6): backlit, bright windows, mixed lighting, city lights, foliage and
+#: the fine-pattern scenes.
+QA_NATURAL = ("backlit", "bright_window", "mixed_lighting", "city_lights", "foliage")
+
+
+def qa_scenes() -> tuple[str, ...]:
+    """Scene names of the QA set (natural ones above + every simulator pattern scene)."""
+    from core.simulate.scenes import scene_names
+
+    return (*QA_NATURAL, *scene_names("pattern"))
+
+
+@dataclass(frozen=True)
+class QaThresholds:
+    """Pass/fail limits (a metric that is missing — NaN — is not judged).
+
+    Attributes:
+        min_anchor_psnr_db: F(output) vs RAW12.
+        max_halo_ev: halo indicator of the output against the ground truth (simulated) or
+            against ProRAW48 after the same global gain (folders).
+        max_ltm_residual_ev: LTM residual against the ground truth.
+        min_truth_psnr_db: PSNR against the ground truth after a fitted gain.
+        allow_fallback: a fallback to the global baseline passes.
+    """
+
+    min_anchor_psnr_db: float = 38.0
+    max_halo_ev: float = 0.05
+    max_ltm_residual_ev: float = 0.15
+    min_truth_psnr_db: float = 30.0
+    allow_fallback: bool = True
+
+
+#: Metric columns: key -> (header, format, unit).
+METRIC_COLUMNS: dict[str, tuple[str, str]] = {
+    "anchor_psnr_db": ("anchor PSNR dB", "{:.2f}"),
+    "anchor_ssim": ("anchor SSIM", "{:.4f}"),
+    "halo_ev": ("halo EV", "{:.4f}"),
+    "ltm_residual_ev": ("LTM resid. EV", "{:.4f}"),
+    "truth_psnr_db": ("truth PSNR dB", "{:.2f}"),
+    "gain_swing_ev": ("gain swing EV", "{:.2f}"),
+}
+
+
+@dataclass(frozen=True)
+class QaRow:
+    """One scene of the review table.
+
+    Attributes:
+        scene: scene or pair name.
+        entry: its files (opened in the views on request).
+        method: method actually used; ``reason`` why.
+        metrics: values of :data:`METRIC_COLUMNS` (NaN when not measurable).
+        tags: short labels (scene kind, LTM operator, pgtm, fallback, clipped...).
+        error: readable reason when the scene could not be evaluated.
+    """
+
+    scene: str
+    entry: PairEntry | None
+    method: str = ""
+    reason: str = ""
+    metrics: dict[str, float] = field(default_factory=dict)
+    tags: tuple[str, ...] = ()
+    error: str = ""
+
+
+def failures(row: QaRow, t: QaThresholds) -> list[str]:
+    """Why ``row`` fails ``t`` (empty list = pass)."""
+    if row.error:
+        return [row.error]
+    m = row.metrics
+    out: list[str] = []
+
+    def judge(key: str, ok: Callable[[float], bool], text: str) -> None:
+        v = m.get(key, math.nan)
+        if math.isfinite(v) and not ok(v):
+            out.append(text.format(v))
+
+    judge("anchor_psnr_db", lambda v: v >= t.min_anchor_psnr_db, "anchor PSNR {:.2f} dB")
+    judge("halo_ev", lambda v: v <= t.max_halo_ev, "halo {:.4f} EV")
+    judge("ltm_residual_ev", lambda v: v <= t.max_ltm_residual_ev, "LTM residual {:.4f} EV")
+    judge("truth_psnr_db", lambda v: v >= t.min_truth_psnr_db, "truth PSNR {:.2f} dB")
+    if not t.allow_fallback and "fallback" in row.tags:
+        out.append(f"fell back to {row.method}")
+    return out
+
+
+def evaluate_entry(
+    entry: PairEntry,
+    *,
+    truth_path: Path | None = None,
+    tags: tuple[str, ...] = (),
+    cancel: CancelToken | None = None,
+) -> QaRow:
+    """Run one pair through the method choice and measure it."""
+    pair = load_pair(entry.raw12, entry.proraw48, cancel=cancel)
+    result, anchor, decision = choose_method(pair, ConvertOptions(), cancel=cancel)
+    out = result.camera48
+    metrics: dict[str, float] = {
+        "anchor_psnr_db": float(anchor.psnr_db),
+        "anchor_ssim": float(anchor.ssim),
+        "gain_swing_ev": float(np.ptp(np.log2(np.maximum(result.gain_lowres, 1e-12)))),
+        "halo_ev": math.nan,
+        "ltm_residual_ev": math.nan,
+        "truth_psnr_db": math.nan,
+    }
+    all_tags = list(tags)
+    if pair.proraw48.pgtm is not None:
+        all_tags.append("pgtm")
+    if decision.used != "gain-field":
+        all_tags.append("fallback")
+    if anchor.n_clipped > 0.01 * max(1, anchor.n_valid + anchor.n_clipped):
+        all_tags.append("clipped")
+    if truth_path is not None and truth_path.is_file():
+        truth = np.load(truth_path)
+        tm = truth_metrics(out, truth)
+        metrics["halo_ev"] = float(tm.halo_indicator_ev)
+        metrics["ltm_residual_ev"] = float(tm.ltm_residual_ev)
+        metrics["truth_psnr_db"] = float(tm.psnr_gain_fitted_db)
+    else:
+        metrics["halo_ev"] = float(
+            halo_indicator(out, pair.camera48 * np.float32(result.global_gain))
+        )
+    return QaRow(
+        entry.name, entry, decision.used, decision.reason, metrics, tuple(dict.fromkeys(all_tags))
+    )
+
+
+def _safe(fn: Callable[[], QaRow], name: str, entry: PairEntry | None) -> QaRow:
+    from core.errors import InputFileError
+
+    try:
+        return fn()
+    except InputFileError as err:
+        return QaRow(name, entry, error=str(err))
+
+
+def run_simulated(
+    folder: Path,
+    *,
+    scenes: tuple[str, ...] | None = None,
+    size: tuple[int, int] = (256, 192),
+    seed: int = 0,
+    progress: ProgressCallback = no_progress,
+    cancel: CancelToken | None = None,
+) -> list[QaRow]:
+    """Write the QA set as DNG pairs under ``folder/<scene>/`` and evaluate each.
+
+    ``size`` is the RAW12 (width, height); pairs already written with the same config are
+    re-used.
+    """
+    from core.simulate.pair import write_demo_pair
+    from core.simulate.scenes import SCENES
+
+    token = cancel or CancelToken()
+    names = scenes or qa_scenes()
+    rows: list[QaRow] = []
+    for i, name in enumerate(names):
+        token.raise_if_cancelled()
+        progress(Progress("qa", i, len(names), name))
+        paths = write_demo_pair(folder / name, scene=name, size=f"{size[0]}x{size[1]}", seed=seed)
+        meta = json.loads(paths.meta.read_text())["config"]
+        entry = PairEntry(name, paths.raw12, paths.proraw48, "given")
+        tags = (SCENES[name].kind, f"ltm:{meta.get('ltm', '?')}")
+        rows.append(
+            _safe(
+                lambda e=entry, t=tags, p=paths: evaluate_entry(
+                    e, truth_path=p.truth, tags=t, cancel=token
+                ),
+                name,
+                entry,
+            )
+        )
+    progress(Progress("qa", len(names), len(names), "done"))
+    return rows
+
+
+def run_entries(
+    entries: list[PairEntry],
+    *,
+    progress: ProgressCallback = no_progress,
+    cancel: CancelToken | None = None,
+) -> list[QaRow]:
+    """Evaluate pairs found in a folder (ground truth used when ``truth.npy`` sits beside)."""
+    token = cancel or CancelToken()
+    rows: list[QaRow] = []
+    for i, entry in enumerate(entries):
+        token.raise_if_cancelled()
+        progress(Progress("qa", i, len(entries), entry.name))
+        truth = entry.raw12.parent / "truth.npy"
+        rows.append(
+            _safe(
+                lambda e=entry, t=truth: evaluate_entry(
+                    e, truth_path=t if t.is_file() else None, tags=("folder",), cancel=token
+                ),
+                entry.name,
+                entry,
+            )
+        )
+    progress(Progress("qa", len(entries), len(entries), "done"))
+    return rows
+
+
+def _fmt(key: str, value: float) -> str:
+    return METRIC_COLUMNS[key][1].format(value) if math.isfinite(value) else ""
+
+
+def table_rows(rows: list[QaRow], t: QaThresholds) -> tuple[list[str], list[list[str]]]:
+    """(header, rows of text) as the table and the exports show them."""
+    header = ["scene", "verdict", "method", *(h for h, _ in METRIC_COLUMNS.values()), "tags", "why"]
+    body: list[list[str]] = []
+    for r in rows:
+        why = failures(r, t)
+        body.append(
+            [
+                r.scene,
+                "error" if r.error else ("FAIL" if why else "pass"),
+                r.method,
+                *(_fmt(k, r.metrics.get(k, math.nan)) for k in METRIC_COLUMNS),
+                " ".join(r.tags),
+                "; ".join(why),
+            ]
+        )
+    return header, body
+
+
+def to_csv(rows: list[QaRow], t: QaThresholds) -> str:
+    """The table as CSV text."""
+    header, body = table_rows(rows, t)
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(body)
+    return buf.getvalue()
+
+
+def to_markdown(rows: list[QaRow], t: QaThresholds, *, title: str = "Linear48 QA review") -> str:
+    """The table as a Markdown report with the thresholds used and a pass count."""
+    header, body = table_rows(rows, t)
+    n_pass = sum(1 for b in body if b[1] == "pass")
+    lines = [
+        f"# {title}",
+        "",
+        f"{n_pass} of {len(body)} scenes pass.",
+        "",
+        "Thresholds: "
+        + ", ".join(
+            [
+                f"anchor PSNR ≥ {t.min_anchor_psnr_db:g} dB",
+                f"halo ≤ {t.max_halo_ev:g} EV",
+                f"LTM residual ≤ {t.max_ltm_residual_ev:g} EV",
+                f"truth PSNR ≥ {t.min_truth_psnr_db:g} dB",
+                "fallback " + ("allowed" if t.allow_fallback else "fails"),
+            ]
+        )
+        + ". Empty cells: not measurable (no ground truth).",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+    ]
+    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in b) + " |" for b in body]
+    return "\n".join(lines) + "\n"
+
+
+def thresholds_dict(t: QaThresholds) -> dict[str, Any]:
+    """Thresholds as a plain dict (for records and reports)."""
+    return {k: getattr(t, k) for k in t.__dataclass_fields__}

@@ -1,0 +1,37 @@
+"""GUI test setup: Qt offscreen, pyqtgraph configured once, Qt warnings fail the test."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ["QT_QPA_PLATFORM"] = "offscreen"
+
+#: Messages the offscreen platform plugin itself prints (not our code).
+PLATFORM_NOISE = ("propagateSizeHints", "This plugin does not support")
+
+
+@pytest.fixture(autouse=True)
+def _qt_warnings_fail(request: pytest.FixtureRequest):
+    """Tests marked ``gui`` fail on any Qt warning/critical message."""
+    if request.node.get_closest_marker("gui") is None:
+        yield
+        return
+    from app.application import configure_pyqtgraph, install_refcount_guard, style_application
+
+    configure_pyqtgraph()
+    qapp = request.getfixturevalue("qapp")
+    style_application(qapp)
+    install_refcount_guard()
+    qtlog = request.getfixturevalue("qtlog")
+    yield
+    from PySide6.QtCore import QtMsgType
+
+    bad = [
+        r.message
+        for r in qtlog.records
+        if r.type in (QtMsgType.QtWarningMsg, QtMsgType.QtCriticalMsg, QtMsgType.QtFatalMsg)
+        and not any(n in r.message for n in PLATFORM_NOISE)
+    ]
+    assert not bad, f"Qt warnings: {bad}"

@@ -1,0 +1,226 @@
+"""Behavioural GUI tests: the real main window driven offscreen on a small simulated pair."""
+
+from __future__ import annotations
+
+import gc
+import shutil
+import subprocess
+import sys
+import weakref
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from app.analysis import reference_render
+from app.pairing import PairEntry
+from core.baselines import upsample_gain
+from core.io.pair import load_pair
+from core.metrics import cfa_error_histograms, halo_map
+from core.pipeline import ConvertOptions, choose_method
+
+pytestmark = pytest.mark.gui
+TIMEOUT_MS = 30_000
+
+
+def _entry(folder: Path) -> PairEntry:
+    return PairEntry(folder.name, folder / "raw12.dng", folder / "proraw48.dng")
+
+
+@pytest.fixture
+def window(qtbot, tmp_path: Path):
+    from app.main_window import MainWindow
+
+    win = MainWindow(
+        demo_folder=tmp_path / "demo",
+        qa_folder=tmp_path / "qa",
+        records_folder=tmp_path / "signoff",
+    )
+    qtbot.addWidget(win)
+    win.resize(1400, 900)
+    win.show()
+    yield win
+    win.close()
+
+
+def _open(qtbot, win, entry: PairEntry) -> None:
+    win.open_entry(entry)
+    qtbot.waitUntil(win.ready, timeout=TIMEOUT_MS)
+
+
+def test_open_pair_every_pane_shows_cores_arrays(qtbot, window, sim_pair_dir):
+    _open(qtbot, window, _entry(sim_pair_dir))
+    pair = load_pair(sim_pair_dir / "raw12.dng", sim_pair_dir / "proraw48.dng")
+    base, metrics, decision = choose_method(pair, ConvertOptions())
+    panes = window.panes.panes
+    np.testing.assert_array_equal(panes["output"].source, base.camera48)
+    reference, _ = reference_render(pair, base.global_gain, use_pgtm=True)
+    np.testing.assert_array_equal(panes["proraw"].source, reference)
+    h48, w48 = pair.camera48.shape[1:]
+    gain = np.log2(upsample_gain(base.gain_lowres, h48, w48))
+    np.testing.assert_allclose(panes["gain"].source, gain, rtol=1e-6)
+    np.testing.assert_array_equal(panes["halo"].source, halo_map(base.camera48, reference))
+    assert np.isfinite(panes["diff"].source).any()
+    for key in ("proraw", "output", "gain", "diff", "halo"):
+        img = panes[key].image.image
+        assert img is not None and img.dtype == np.uint8 and img.ndim == 3
+    # the registration pane shows either core's overlay or an explicit empty state
+    reg = window.state.loaded.analysis.registration
+    assert reg.available or "registration" in panes["registration"].message.toPlainText()
+    core_h = cfa_error_histograms(
+        base.camera48,
+        pair.anchor,
+        pair.raw12.cfa,
+        bins=2048,
+        mask=pair.unclipped,
+        clip=float("inf"),
+    )
+    for plane, h in window.histograms.data.items():
+        np.testing.assert_array_equal(h.counts, core_h[plane][0].reshape(128, 16).sum(axis=1))
+    assert window.state.loaded.analysis.anchor_metrics.psnr_db == pytest.approx(metrics.psnr_db)
+    assert window.state.pair_metrics[0]["method"] == decision.used
+
+
+def test_linked_zoom_moves_all_panes(qtbot, window, sim_pair_dir):
+    from PySide6.QtCore import QRectF
+
+    _open(qtbot, window, _entry(sim_pair_dir))
+    panes = window.panes.panes
+    panes["halo"].view.setRange(QRectF(40, 30, 64, 48), padding=0)
+    qtbot.wait(50)
+    target = panes["halo"].view.viewRect()
+    for pane in panes.values():
+        r = pane.view.viewRect()
+        assert r.left() == pytest.approx(target.left(), abs=0.5)
+        assert r.top() == pytest.approx(target.top(), abs=0.5)
+        assert r.width() == pytest.approx(target.width(), abs=0.5)
+    window.panes.fit()
+    qtbot.wait(50)
+    rects = [p.view.viewRect() for p in panes.values()]
+    for r in rects:  # one pixel of layout rounding between panes, at most
+        assert r.center().x() == pytest.approx(rects[0].center().x(), abs=2.0)
+        assert r.width() == pytest.approx(rects[0].width(), rel=0.02)
+
+
+def test_region_updates_histograms_and_panes(qtbot, window, sim_pair_dir):
+    _open(qtbot, window, _entry(sim_pair_dir))
+    whole = {k: v.n for k, v in window.histograms.data.items()}
+    roi = (10, 40, 20, 70)
+    window.state.set_view(roi=roi)
+    qtbot.waitUntil(lambda: window.histograms.data_key[2] == roi, timeout=TIMEOUT_MS)
+    part = {k: v.n for k, v in window.histograms.data.items()}
+    assert all(0 < part[k] < whole[k] for k in whole)
+    assert sum(part.values()) <= (roi[1] - roi[0]) * (roi[3] - roi[2])
+    for pane in window.panes.panes.values():
+        assert pane.roi_outline.isVisible()
+    assert "region" in window.histograms.region.text()
+    window.act_clear_roi()
+    qtbot.waitUntil(lambda: window.histograms.data_key[2] is None, timeout=TIMEOUT_MS)
+
+
+def test_convert_runs_with_progress_and_cancel_leaves_no_file(
+    qtbot, window, sim_pair_dir, tmp_path
+):
+    _open(qtbot, window, _entry(sim_pair_dir))
+    stages = []
+    window.state.busy_changed.connect(lambda b: stages.append(None if b is None else b.stage))
+    out = tmp_path / "out.dng"
+    assert window.start_convert(out) is not None
+    qtbot.waitUntil(lambda: window.state.busy is None, timeout=TIMEOUT_MS)
+    assert out.is_file() and window.state.result is not None
+    assert window.state.result.output_path == out
+    assert {"read", "method", "write"} <= set(stages)
+    assert window.state.pair_metrics[0]["status"] == "converted"
+    np.testing.assert_array_equal(
+        window.panes.panes["output"].source, window.state.result.baseline.camera48
+    )
+    cancelled = tmp_path / "cancelled.dng"
+    handle = window.start_convert(cancelled)
+    window.act_cancel()
+    assert handle.token.cancelled
+    qtbot.waitUntil(lambda: window.state.busy is None, timeout=TIMEOUT_MS)
+    assert not cancelled.exists() and not cancelled.with_suffix(".json").exists()
+    assert list(tmp_path.glob("cancelled*")) == []
+    assert "Cancelled" in window.state.last_message.text
+
+
+def test_corrupt_file_shows_message_and_app_stays_usable(qtbot, window, sim_pair_dir, tmp_path):
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    shutil.copy(sim_pair_dir / "proraw48.dng", bad / "proraw48.dng")
+    data = (sim_pair_dir / "raw12.dng").read_bytes()
+    (bad / "raw12.dng").write_bytes(data[: len(data) // 3])  # truncated
+    window.open_entry(_entry(bad))
+    qtbot.waitUntil(lambda: window.banner.isVisible(), timeout=TIMEOUT_MS)
+    assert window.banner.level == "error"
+    assert "raw12.dng" in window.banner.label.text()
+    assert "Traceback" not in window.banner.label.text()
+    assert window.state.pair_metrics[0]["status"] == "error"
+    _open(qtbot, window, _entry(sim_pair_dir))
+    assert window.state.loaded.entry.raw12 == sim_pair_dir / "raw12.dng"
+
+
+def test_switching_pairs_releases_the_previous_one(qtbot, window, sim_pair_dir, tmp_path):
+    other = tmp_path / "other"
+    shutil.copytree(sim_pair_dir, other)
+    _open(qtbot, window, _entry(sim_pair_dir))
+    first = weakref.ref(window.state.loaded.analysis.output)
+    _open(qtbot, window, _entry(other))
+    gc.collect()
+    assert first() is None
+
+
+def test_int8_signoff_writes_a_record_the_gate_accepts(qtbot, window, tmp_path):
+    from app.signoff import gate_accepts, read_record
+
+    panel = window.signoff
+    panel.reviewer.setText("QA Reviewer")
+    panel.model_hash.setText("sha256:feedbeef")
+    assert not panel.sign_button.isEnabled()
+    for scene in panel.scenes:
+        panel.set_verdict(scene, "approved", f"{scene} looks fine")
+    assert panel.sign_button.isEnabled()
+    panel.sign_button.click()
+    path = panel.last_path
+    assert path is not None and path.parent == tmp_path / "signoff"
+    record = read_record(path)
+    assert record.reviewer == "QA Reviewer" and record.model_hash == "sha256:feedbeef"
+    assert record.scenes[0].note == f"{panel.scenes[0]} looks fine"
+    assert all(s.metrics == {} for s in record.scenes)  # no INT8 output exists: none invented
+    ok, why = gate_accepts(record, "sha256:feedbeef", panel.quantization(), panel.scenes)
+    assert ok, why
+    assert "accepted" in panel.records.item(0).text()
+
+
+def test_qa_table_filters_and_exports(qtbot, window, tmp_path):
+    from app.qa import run_simulated
+
+    rows = run_simulated(tmp_path / "qa", scenes=("backlit", "checkers"), size=(64, 48))
+    window.state.set_qa_rows(rows)
+    qa = window.qa
+    assert qa.proxy.rowCount() == 2
+    qa.filter_text.setText("pattern")
+    assert qa.proxy.rowCount() == 1
+    csv_text = qa.export(tmp_path / "qa.csv", "csv").read_text()
+    md_text = qa.export(tmp_path / "qa.md", "md").read_text()
+    assert csv_text.splitlines()[0].startswith("scene,verdict,method")
+    assert "| backlit |" in md_text and "| checkers |" in md_text
+
+
+def test_startup_screenshot_in_subprocess(sim_pair_dir, tmp_path):
+    shot = tmp_path / "shot.png"
+    code = (
+        "import sys; from pathlib import Path; from app.main import run_gui; "
+        f"sys.exit(run_gui(Path({str(sim_pair_dir)!r}), None, None, False, Path({str(shot)!r})))"
+    )
+    env = {**__import__("os").environ, "QT_QPA_PLATFORM": "offscreen"}
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=Path(__file__).parents[2],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert shot.is_file() and shot.stat().st_size > 10_000
