@@ -1,4 +1,4 @@
-"""Linear48 entry point: ``python main.py <command>`` (CLI) — the GUI arrives with issue 6.
+"""Linear48 entry point: ``python main.py`` opens the GUI, ``python main.py <command>`` the CLI.
 
 Thin by design: it parses arguments, calls ``core`` and prints. Heavy or optional packages
 are imported inside the sub-command that needs them, so ``convert`` never loads Qt.
@@ -59,6 +59,18 @@ class _TqdmProgress:
 
 def _print_json(obj: Any) -> None:
     print(json.dumps(obj, indent=2, default=str))
+
+
+def cmd_gui(args: argparse.Namespace) -> int:
+    from app.main import run_gui
+
+    return run_gui(
+        pair_dir=args.pair_dir,
+        raw12=args.raw12,
+        proraw48=args.proraw48,
+        demo=args.demo,
+        screenshot=args.screenshot,
+    )
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -194,6 +206,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_eval)
 
+    p = sub.add_parser("gui", help="open the desktop application (the default command)")
+    p.add_argument("pair_dir", nargs="?", type=Path, help="folder of capture pairs to list")
+    p.add_argument("--raw12", type=Path, help="12MP Bayer RAW DNG")
+    p.add_argument("--proraw48", type=Path, help="48MP ProRAW DNG")
+    p.add_argument("--demo", action="store_true", help="open the simulated demo pair")
+    p.add_argument(
+        "--screenshot", type=Path, help="render the populated window to this PNG and exit"
+    )
+    p.set_defaults(func=cmd_gui)
+
     p = sub.add_parser("demo", help="write a simulated capture pair (RAW12 + ProRAW48 + truth)")
     p.add_argument("-o", "--output", type=Path, default=DEFAULT_DEMO_DIR, help="folder")
     p.add_argument("--scene", default="backlit", help="scene name (see core.simulate.scenes)")
@@ -215,9 +237,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
-    if args.command is None:
-        parser.print_help()
-        return EXIT_OK
+    if args.command is None:  # no sub-command: the desktop application
+        verbose = args.verbose
+        args = parser.parse_args(["gui"])
+        args.verbose = verbose
     from core.errors import (
         CancelledError,
         ConfigError,

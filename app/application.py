@@ -6,12 +6,10 @@ the app is a NumPy array indexed [row, column] like ``core``'s arrays.
 
 from __future__ import annotations
 
-import ctypes
 import sys
 from collections.abc import Sequence
 
 import pyqtgraph as pg
-from PySide6.QtCore import QCoreApplication, QTimer
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QApplication
 
@@ -22,62 +20,6 @@ WINDOW_BG = "#202124"
 PANEL_BG = "#17181a"
 TEXT = "#e3e3e3"
 ACCENT = "#4f8fd8"
-
-
-class RefcountGuard:
-    """Work-around for a PySide6 6.12.0 bug on CPython < 3.12 (see below); GUI thread only.
-
-    PySide6 6.12.0 drops one reference to ``None`` every time Qt calls a Python slot (a
-    timer tick, a mouse move...), and emitting a signal from a non-Qt thread drops
-    references to ``True``/``False``. From CPython 3.12 these objects are immortal and
-    nothing happens; on 3.11 their count reaches zero after a few thousand calls and the
-    interpreter aborts ("none_dealloc: deallocating None"). The guard adds the missing
-    references back (writing ``ob_refcnt``, the first field of every CPython object,
-    under the GIL) whenever a count falls below :data:`FLOOR`; references added this way
-    are never released, so interpreter shutdown stays safe. :mod:`app.workers` never
-    emits signals from threads. The proper fix is a PySide6 without the bug (or Python
-    >= 3.12); remove this class then.
-    """
-
-    #: Keep at least this many references to each guarded object.
-    FLOOR = 1_000_000
-    #: References added each time a count falls below the floor.
-    TOP_UP = 1_000_000
-
-    def __init__(self) -> None:
-        self.topped_up = 0
-        self.check()
-
-    @staticmethod
-    def needed() -> bool:
-        """True on CPython versions where None/True/False are not immortal."""
-        return sys.implementation.name == "cpython" and sys.version_info < (3, 12)
-
-    def check(self) -> None:
-        """Top up any guarded object whose reference count fell below the floor."""
-        for obj in (None, True, False):
-            if sys.getrefcount(obj) < self.FLOOR:
-                ctypes.c_ssize_t.from_address(id(obj)).value += self.TOP_UP
-                self.topped_up += 1
-
-
-_guard: RefcountGuard | None = None
-_guard_timer: QTimer | None = None
-
-
-def install_refcount_guard(interval_ms: int = 100) -> RefcountGuard | None:
-    """Start the :class:`RefcountGuard` timer (idempotent; needs a Q(Core)Application)."""
-    global _guard, _guard_timer
-    if not RefcountGuard.needed():
-        return None
-    if _guard is None:
-        _guard = RefcountGuard()
-    if _guard_timer is None and QCoreApplication.instance() is not None:
-        _guard_timer = QTimer()
-        _guard_timer.setInterval(interval_ms)
-        _guard_timer.timeout.connect(_guard.check)
-        _guard_timer.start()
-    return _guard
 
 
 def configure_pyqtgraph() -> None:
@@ -137,5 +79,4 @@ def create_application(argv: Sequence[str] | None = None) -> QApplication:
     app.setApplicationName("Linear48")
     app.setOrganizationName("Linear48")
     style_application(app)
-    install_refcount_guard()
     return app

@@ -33,7 +33,6 @@ from PySide6.QtWidgets import (
 
 from app import analysis as an
 from app.actions import ACTIONS, build_actions, refresh_actions
-from app.application import install_refcount_guard
 from app.pairing import PairEntry, find_pairs, manual_pair
 from app.panels.convert import ConvertPanel
 from app.panels.experiments import ExperimentsPanel
@@ -179,7 +178,6 @@ class MainWindow(QMainWindow):
         demo_size: str = "1008x756",
     ) -> None:
         super().__init__()
-        install_refcount_guard()
         self.state = state or AppState()
         self.workers = Workers(parent=self)
         self.demo_folder = demo_folder or _writable(Path("out/demo"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,9 +14,40 @@ from main import main
 from tests.conftest import REPO
 
 
-def test_no_arguments_prints_help(capsys: pytest.CaptureFixture[str]) -> None:
+def test_help_lists_commands(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert all(cmd in out for cmd in ("convert", "inspect", "eval", "gui", "demo"))
+
+
+def test_no_arguments_opens_the_gui(monkeypatch: pytest.MonkeyPatch) -> None:
+    import main as main_module
+
+    seen: list[object] = []
+    monkeypatch.setattr(main_module, "cmd_gui", lambda args: seen.append(args) or 0)
     assert main([]) == 0
-    assert "convert" in capsys.readouterr().out
+    assert len(seen) == 1 and getattr(seen[0], "demo", None) is False
+
+
+@pytest.mark.gui
+def test_gui_starts_and_saves_a_screenshot(tmp_path: Path) -> None:
+    """The start-up test: ``main.py gui --demo --screenshot`` in a subprocess, offscreen."""
+    shot = tmp_path / "window.png"
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+    env.pop("DISPLAY", None)
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "main.py"), "gui", "--demo", "--screenshot", str(shot)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert shot.is_file() and shot.stat().st_size > 10_000
+    assert (tmp_path / "out" / "demo" / "raw12.dng").is_file()
 
 
 def test_convert_inspect_eval(

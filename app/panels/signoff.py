@@ -3,7 +3,7 @@
 FP16-vs-INT8 comparison needs the model (issue 4) and its INT8 emulation (issue 5); until
 they exist the comparison area says so and every scene's metrics stay empty — the record
 still captures who decided what, for which exact hash and config, which is what the
-export gate checks (:func:`app.signoff.gate_accepts`).
+export gate checks (:func:`core.signoff.gate_accepts`).
 """
 
 from __future__ import annotations
@@ -32,9 +32,9 @@ from PySide6.QtWidgets import (
 )
 
 from app.qa import qa_scenes
-from app.signoff import SceneVerdict, find_records, gate_accepts, make_record, write_record
 from app.state import AppState
 from core.errors import Linear48Error
+from core.signoff import SceneVerdict, find_records, gate_accepts, make_record, write_record
 
 DEFAULT_QUANT = {"mode": "w8a8", "calibration": "QA set", "tool": "coremltools.optimize.torch"}
 UNAVAILABLE = (

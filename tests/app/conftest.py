@@ -18,12 +18,11 @@ def _qt_warnings_fail(request: pytest.FixtureRequest):
     if request.node.get_closest_marker("gui") is None:
         yield
         return
-    from app.application import configure_pyqtgraph, install_refcount_guard, style_application
+    from app.application import configure_pyqtgraph, style_application
 
     configure_pyqtgraph()
     qapp = request.getfixturevalue("qapp")
     style_application(qapp)
-    install_refcount_guard()
     qtlog = request.getfixturevalue("qtlog")
     yield
     from PySide6.QtCore import QtMsgType

@@ -171,7 +171,7 @@ def test_switching_pairs_releases_the_previous_one(qtbot, window, sim_pair_dir, 
 
 
 def test_int8_signoff_writes_a_record_the_gate_accepts(qtbot, window, tmp_path):
-    from app.signoff import gate_accepts, read_record
+    from core.signoff import gate_accepts, read_record
 
     panel = window.signoff
     panel.reviewer.setText("QA Reviewer")

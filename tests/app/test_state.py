@@ -10,21 +10,21 @@ from pathlib import Path
 import pytest
 
 from app.pairing import PairEntry, find_pairs, name_key
-from app.signoff import (
+from app.state import AppState
+from core.errors import CorruptDataError
+from core.signoff import (
     SceneVerdict,
     gate_accepts,
     make_record,
     read_record,
     write_record,
 )
-from app.state import AppState
-from core.errors import CorruptDataError
 
 
 def test_state_modules_import_without_qt():
     code = (
         "import sys; import app.state, app.pairing, app.analysis, app.display, app.qa, "
-        "app.signoff, app.experiments; "
+        "core.signoff, app.experiments; "
         "assert not [m for m in sys.modules if m.startswith(('PySide6', 'pyqtgraph'))]"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[2])

@@ -19,10 +19,9 @@ scene by scene. Format (``schema`` = :data:`SCHEMA`)::
     }
 
 :func:`gate_accepts` is the export gate's test: the record matches the model hash and the
-quantization config and approves every required scene. The export gate lives outside
-``app`` (issue 5), and ``app`` must not be imported by other clients of ``core``, so this
-module depends on ``core`` and the standard library only and can move to
-``core/signoff.py`` unchanged.
+quantization config and approves every required scene. It lives in ``core`` because both
+the GUI (which writes records) and the INT8 export gate in ``ios_bridge`` (issue 5) read
+it, and clients of ``core`` never import each other.
 """
 
 from __future__ import annotations
