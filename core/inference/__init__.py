@@ -1,0 +1,1 @@
+"""Tiled inference (DESIGN §6): tile plans, blend weights, tiled execution."""
