@@ -90,6 +90,8 @@ def main() -> None:
     print(f"true residual: {true_rms(sim, result.params, h48, w48):.3f} px RMS (48MP)")
     print(f"estimated residual: {result.residual_rms_px:.3f} px; gate passed: {result.gate.passed}")
     print(f"params: {result.params}")
+    flow = None if result.flow is None else result.flow.shape
+    print(f"residual flow: {flow}; stats (stage clock in s since start): {result.stats}")
 
 
 if __name__ == "__main__":

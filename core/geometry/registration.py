@@ -104,13 +104,15 @@ class GateThresholds:
         max_residual_rms_px: remaining local misalignment, RMS in 48MP px.
         min_edge_agreement: correlation of log-luminance gradients after alignment (-1..1).
         min_matched_fraction: fraction of textured patches whose structure matches.
-        min_psnr_db: PSNR of the aligned cells after a fitted smooth local gain.
+        min_psnr_db: PSNR of the aligned cells after a fitted smooth local gain; a sanity
+            check only (fine texture, noise and strong tone mapping put same-scene pairs
+            as low as 17 dB on the simulator, different scenes as high as 18 dB).
     """
 
     max_residual_rms_px: float = 0.5
     min_edge_agreement: float = 0.3
     min_matched_fraction: float = 0.5
-    min_psnr_db: float = 20.0
+    min_psnr_db: float = 10.0
 
     def as_dict(self) -> dict[str, float]:
         """Thresholds keyed by name, for the report."""
@@ -1295,6 +1297,7 @@ def register(
         total = n_levels + 2
         checkpoint(0, total, "pyramids built")
         stats: dict[str, float] = {"levels": float(n_levels)}
+        stats["seconds_prepare"] = time.perf_counter() - t_start
 
         h48, w48 = frame_hw
         init = pre.initial
@@ -1324,6 +1327,7 @@ def register(
                 params, at_bound = _fit_params(fit, patches, params, frame_hw, pre, active)
             checkpoint(n_levels - lev, total, f"level {lev} done")
 
+        stats["seconds_pyramid_fit"] = time.perf_counter() - t_start
         level0 = levels[0]
         noise0 = _noise_var(level0)
         flow: np.ndarray | None = None
@@ -1334,6 +1338,7 @@ def register(
             stats.update(flow_stats)
             stats["fit_patches"] = float((fit.usable & (fit.ncc >= _NCC_MIN_FIT)).sum())
         checkpoint(n_levels + 1, total, "residual flow")
+        stats["seconds_flow"] = time.perf_counter() - t_start
 
         # Independent check on a patch grid offset by half a patch.
         check = _patch_grid(level0, _PATCH // 2, max_patches)
