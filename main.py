@@ -102,6 +102,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
         print("error: -o/--output is required", file=sys.stderr)
         return EXIT_CONFIG
     options = ConvertOptions(
+        allow_misaligned=args.allow_misaligned,
         method=args.method,
         sample_format="float32" if args.float32 else "uint16",
         layout="strips" if args.strips else "ljpeg-tiles",
@@ -121,6 +122,35 @@ def cmd_convert(args: argparse.Namespace) -> int:
     print(f"method: {result.decision.used} ({result.decision.reason})")
     print(f"anchor PSNR {m.psnr_db:.2f} dB, SSIM {m.ssim:.4f}")
     print(f"report: {result.report_path}")
+    return EXIT_OK
+
+
+def cmd_register(args: argparse.Namespace) -> int:
+    from core.geometry.registration import register
+    from core.io.pair import load_pair
+
+    pair = load_pair(args.raw12, args.proraw48)
+    result = register(pair.camera48, pair.anchor, pair.raw12.cfa, unclipped=pair.unclipped)
+    info = result.to_json()
+    if args.json:
+        _print_json(info)
+        return EXIT_OK
+    p = result.params
+    print(f"translation  {p.translation_px[0]:+.3f}, {p.translation_px[1]:+.3f} px (48MP)")
+    print(f"zoom         {p.zoom:.6f}")
+    print("radial       k1 {:+.5f}  k2 {:+.5f}  k3 {:+.5f}".format(*p.radial))
+    print("tangential   p1 {:+.6f}  p2 {:+.6f}".format(*p.tangential))
+    cx, cy = info["principal_point_px"]
+    print(f"principal    {cx:.1f}, {cy:.1f} px")
+    print(f"residual     {result.residual_rms_px:.3f} px RMS (48MP)")
+    verdict = "PASSED" if result.gate.passed else "FAILED"
+    print(f"gate         {verdict}")
+    for name, value in result.gate.figures.items():
+        print(f"  {name:>22}: {value}")
+    for name, value in result.gate.thresholds.items():
+        print(f"  {'threshold ' + name:>22}: {value}")
+    for reason in result.gate.reasons:
+        print(f"  reason: {reason}")
     return EXIT_OK
 
 
@@ -191,9 +221,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="uncompressed strips instead of lossless-JPEG tiles (uint16 only)",
     )
     p.add_argument("--report", type=Path, help="JSON report path (default: OUT.json)")
+    p.add_argument(
+        "--allow-misaligned",
+        action="store_true",
+        help="convert even when the alignment gate fails (global baseline only; recorded)",
+    )
     p.add_argument("--force", action="store_true", help="overwrite an existing output")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_convert)
+
+    p = sub.add_parser("register", help="register ProRAW48 onto RAW12 and print the warp")
+    p.add_argument("--raw12", type=Path, required=True)
+    p.add_argument("--proraw48", type=Path, required=True)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_register)
 
     p = sub.add_parser("inspect", help="describe a DNG: kind, key tags, provenance")
     p.add_argument("file", type=Path)

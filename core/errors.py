@@ -89,6 +89,23 @@ class PairMismatchError(InputFileError, ValueError):
         super().__init__(reason, path)
 
 
+class AlignmentGateError(PairMismatchError):
+    """Registration's alignment gate failed: the files do not line up well enough.
+
+    Attributes:
+        reasons: the gate's plain-language reasons.
+    """
+
+    def __init__(self, reasons: list[str], path: str | Path | None = None) -> None:
+        self.reasons = list(reasons)
+        text = "; ".join(self.reasons) or "alignment gate failed"
+        super().__init__(
+            f"ProRAW48 does not line up with RAW12 ({text}); pass --allow-misaligned to convert "
+            "with the global baseline only",
+            path,
+        )
+
+
 class ShadingError(InputFileError, ValueError):
     """RAW12 lens-shading opcodes exist but cannot be parsed; reported, never guessed."""
 

@@ -1,7 +1,15 @@
 """The conversion pipeline shared by the CLI and the GUI.
 
-``convert`` = load pair -> de-LTM method with safety checks and fallback -> anchor
-metrics -> linear DNG (atomic) + JSON report (atomic). The fallback hierarchy (DESIGN §5)
+``convert`` = load pair -> registration (with its alignment gate) -> de-LTM method with
+safety checks and fallback -> anchor metrics -> linear DNG (atomic) + JSON report (atomic).
+
+Registration policy (docs/registration.md): a passed gate -> ProRAW48 is warped onto the
+RAW12 grid; a gate that fails only because the scene has too little structure to measure
+misalignment (smooth skies, walls) -> the pair is used unregistered, with a warning in the
+report (misalignment matters least where nothing is textured); any other failure (measured
+misalignment, different scenes) -> the conversion stops with AlignmentGateError, unless
+``allow_misaligned`` is set, in which case only the global baseline runs and the report
+records the override. The fallback hierarchy (DESIGN §5)
 is model -> gain-field -> global; the learned model arrives with issue 4, so today
 ``auto`` starts at gain-field. A fallback is not an exception: the method actually used
 and the reason are recorded in the report and in the DNG's provenance.
@@ -13,7 +21,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -21,7 +29,13 @@ import numpy as np
 
 from core import __version__
 from core.baselines import BASELINES, BaselineResult, clamped_fraction, log2_gain_range
-from core.errors import ConfigError, OutputError
+from core.errors import AlignmentGateError, ConfigError, OutputError
+from core.geometry.registration import (
+    RegistrationError,
+    RegistrationResult,
+    apply_registration,
+    register,
+)
 from core.io.atomic import atomic_write_text
 from core.io.captures import CapturePair
 from core.io.dng_writer import DngWriteInfo, DngWriteOptions, write_linear_dng
@@ -66,6 +80,9 @@ class ConvertOptions:
 
     Attributes:
         method: requested method; the pipeline may fall back (recorded).
+        register: run registration (off only for pairs known to be aligned).
+        allow_misaligned: convert even when the alignment gate fails (global baseline
+            only; recorded in the report).
         sample_format: ``uint16`` (default, widest reader support) or ``float32`` (HDR).
         layout: ``ljpeg-tiles`` (default) or ``strips`` (uint16 only).
         overwrite: replace an existing output.
@@ -74,6 +91,8 @@ class ConvertOptions:
     """
 
     method: Method = "auto"
+    register: bool = True
+    allow_misaligned: bool = False
     sample_format: Literal["uint16", "float32"] = "uint16"
     layout: Literal["ljpeg-tiles", "strips"] = "ljpeg-tiles"
     overwrite: bool = True
@@ -111,6 +130,75 @@ class MethodDecision:
 
 
 @dataclass(frozen=True)
+class RegistrationOutcome:
+    """What registration did for one conversion.
+
+    Attributes:
+        status: ``registered`` | ``unmeasured`` (too little structure; used unregistered) |
+            ``failed-overridden`` (gate failed, ``allow_misaligned``) | ``skipped``.
+        result: the registration result (None when skipped).
+        note: plain-language summary for the report and the CLI.
+    """
+
+    status: str
+    result: RegistrationResult | None
+    note: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form for the report."""
+        out: dict[str, Any] = {"status": self.status, "note": self.note}
+        if self.result is not None:
+            out.update(self.result.to_json())
+        return out
+
+
+UNMEASURED_REASON = "too little matching structure"
+
+
+def register_pair(
+    pair: CapturePair,
+    options: ConvertOptions,
+    *,
+    progress: ProgressCallback = no_progress,
+    cancel: CancelToken | None = None,
+) -> tuple[CapturePair, RegistrationOutcome]:
+    """Register ProRAW48 onto the RAW12 grid and apply the policy in the module docstring.
+
+    Returns the pair with ``camera48`` warped (or unchanged) and what happened.
+    Raises:
+        AlignmentGateError: the gate failed for a reason other than missing structure and
+            ``options.allow_misaligned`` is not set.
+    """
+    if not options.register:
+        return pair, RegistrationOutcome("skipped", None, "registration switched off")
+    try:
+        result = register(
+            pair.camera48,
+            pair.anchor,
+            pair.raw12.cfa,
+            unclipped=pair.unclipped,
+            progress=progress,
+            cancel=cancel,
+        )
+    except RegistrationError as err:
+        return pair, RegistrationOutcome("unmeasured", None, f"registration not possible: {err}")
+    gate = result.gate
+    if gate.passed:
+        registered = replace(pair, camera48=apply_registration(pair.camera48, result))
+        note = f"registered; residual {result.residual_rms_px:.3f} px RMS"
+        return registered, RegistrationOutcome("registered", result, note)
+    if all(UNMEASURED_REASON in r for r in gate.reasons):
+        note = "too little structure to measure misalignment; converted unregistered"
+        log.warning("%s", note)
+        return pair, RegistrationOutcome("unmeasured", result, note)
+    if not options.allow_misaligned:
+        raise AlignmentGateError(gate.reasons, pair.proraw48.path)
+    note = "alignment gate failed (" + "; ".join(gate.reasons) + "); overridden by the user"
+    log.warning("%s", note)
+    return pair, RegistrationOutcome("failed-overridden", result, note)
+
+
+@dataclass(frozen=True)
 class ConversionResult:
     """Everything a caller (CLI, GUI, tests) needs after a conversion.
 
@@ -122,6 +210,7 @@ class ConversionResult:
         write_info: what the DNG writer did.
         baseline: the method's result (camera48 output and its gain field).
         report: the JSON report as a dict.
+        registration: what registration did.
     """
 
     output_path: Path
@@ -131,6 +220,7 @@ class ConversionResult:
     write_info: DngWriteInfo
     baseline: BaselineResult
     report: dict[str, Any]
+    registration: RegistrationOutcome | None = None
 
 
 def pair_anchor_metrics(camera48: np.ndarray, pair: CapturePair) -> AnchorMetrics:
@@ -196,6 +286,7 @@ def choose_method(
     *,
     progress: ProgressCallback = no_progress,
     cancel: CancelToken | None = None,
+    misaligned: bool = False,
 ) -> tuple[BaselineResult, AnchorMetrics, MethodDecision]:
     """Run the fallback chain for ``options.method`` and return the first method that passes.
 
@@ -204,6 +295,8 @@ def choose_method(
     """
     token = cancel or CancelToken()
     chain = FALLBACK_CHAIN[options.method]
+    if misaligned:
+        chain = ("global",)
     cfa = pair.raw12.cfa
     progress(Progress("method", 0, len(chain) + 1, "global baseline"))
     mask = pair.unclipped
@@ -217,6 +310,8 @@ def choose_method(
             checks = safety_checks(global_result, global_metrics, None, options.thresholds)
             all_checks[name] = checks
             reason = "requested" if not reasons else "; ".join(reasons)
+            if misaligned:
+                reason = "alignment gate failed and was overridden: global baseline only"
             return (
                 global_result,
                 global_metrics,
@@ -319,8 +414,13 @@ def convert(
     pair: CapturePair = timed(
         "read_s", lambda: load_pair(raw12_path, proraw48_path, progress=progress, cancel=token)
     )
+    pair, registration = timed(
+        "register_s", lambda: register_pair(pair, opts, progress=progress, cancel=token)
+    )
+    misaligned = registration.status == "failed-overridden"
     result, metrics, decision = timed(
-        "method_s", lambda: choose_method(pair, opts, progress=progress, cancel=token)
+        "method_s",
+        lambda: choose_method(pair, opts, progress=progress, cancel=token, misaligned=misaligned),
     )
     provenance = {
         "software": f"Linear48 {__version__}",
@@ -329,6 +429,7 @@ def convert(
         "fallback_reason": decision.reason,
         "model_hash": None,
         "anchor_psnr_db": round(float(metrics.psnr_db), 3),
+        "registration": registration.status,
         "raw12": pair.raw12.path.name,
         "proraw48": pair.proraw48.path.name,
     }
@@ -352,10 +453,7 @@ def convert(
         {
             "software": {"name": "Linear48", "version": __version__},
             "pair": pair_summary(pair),
-            "registration": {
-                "status": "not-run",
-                "note": "registration arrives with issue 3; pair assumed aligned",
-            },
+            "registration": registration.to_dict(),
             "method": {
                 "requested": decision.requested,
                 "used": decision.used,
@@ -384,4 +482,4 @@ def convert(
         out.unlink(missing_ok=True)
         raise
     progress(Progress("done", 1, 1, f"wrote {out.name}"))
-    return ConversionResult(out, report_path, decision, metrics, info, result, report)
+    return ConversionResult(out, report_path, decision, metrics, info, result, report, registration)

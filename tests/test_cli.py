@@ -170,3 +170,32 @@ def test_demo_writes_a_pair(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert names == ["ltm_gain.npy", "proraw48.dng", "raw12.dng", "sim.json", "truth.npy"]
     assert main(["demo", "-o", str(tmp_path / "e"), "--size", "96by64"]) == 4
     assert "WIDTHxHEIGHT" in capsys.readouterr().err
+
+
+def test_register_json_has_the_documented_fields(
+    sim_pair_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(
+        [
+            "register",
+            "--raw12",
+            str(sim_pair_dir / "raw12.dng"),
+            "--proraw48",
+            str(sim_pair_dir / "proraw48.dng"),
+            "--json",
+        ]
+    )
+    assert code == 0
+    info = json.loads(capsys.readouterr().out)
+    for key in (
+        "translation_px",
+        "zoom",
+        "radial",
+        "tangential",
+        "principal_point_px",
+        "residual_rms_px",
+        "gate_passed",
+        "gate",
+    ):
+        assert key in info
+    assert len(info["radial"]) == 3 and len(info["tangential"]) == 2
