@@ -165,22 +165,32 @@ def plan_tiles(
 
 
 def _axis_weights(origins: tuple[int, ...], size: int, n_px: int, margin: int) -> list[np.ndarray]:
-    """1D weights per tile along one axis; they sum to 1 at every position."""
-    out = []
+    """1D weights per tile along one axis; they sum to 1 at every position.
+
+    Each pair of neighbours shares complementary ``sin^2``/``cos^2`` ramps over the centre
+    of their overlap. When the frame forces tiles so close that three overlap, the pairwise
+    ramps sum to more than 1 there; dividing by the sum restores the partition (and is a
+    no-op, up to rounding, everywhere else).
+    """
+    length = min(size, n_px)
+    raw = []
     for i, start in enumerate(origins):
-        wgt = np.ones(min(size, n_px), np.float64)
+        wgt = np.ones(length, np.float64)
+        pos = np.arange(start, start + length, dtype=np.float64)
         for j, sign in ((i - 1, +1), (i + 1, -1)):
             if not 0 <= j < len(origins):
                 continue
-            lo = max(start, origins[j]) if sign > 0 else origins[j]
-            hi = origins[j] + size if sign > 0 else start + size
+            lo = start if sign > 0 else origins[j]
+            hi = origins[j] + length if sign > 0 else start + length
             lo, hi = lo + margin, hi - margin  # ramp only over the overlap's centre
-            pos = np.arange(start, start + len(wgt), dtype=np.float64)
             t = np.clip((pos - lo + 0.5) / max(hi - lo, 1), 0.0, 1.0)
             ramp = np.sin(0.5 * np.pi * t) ** 2  # 0 -> 1 across the overlap
             wgt *= ramp if sign > 0 else 1.0 - ramp
-        out.append(wgt)
-    return out
+        raw.append(wgt)
+    total = np.zeros(n_px, np.float64)
+    for start, wgt in zip(origins, raw, strict=True):
+        total[start : start + length] += wgt
+    return [wgt / total[start : start + length] for start, wgt in zip(origins, raw, strict=True)]
 
 
 def blend_weights(plan: TilePlan) -> list[np.ndarray]:
