@@ -206,8 +206,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--method",
         default="auto",
-        choices=["auto", "gain-field", "global"],
-        help="de-LTM method (auto = best available, with fallbacks)",
+        choices=["auto", "model", "gain-field", "global"],
+        help="de-LTM method (auto = model -> gain-field -> global, decided by safety checks)",
     )
     p.add_argument(
         "--float32",

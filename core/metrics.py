@@ -861,3 +861,38 @@ def truth_metrics(
         halo_indicator_ev=halo_indicator(o, t, floor=floor, mask=m),
         gradient_correlation=gradient_correlation(o, t, floor=floor, mask=m),
     )
+
+
+def superpixel_rgb(mosaic12: np.ndarray, cfa: CfaPattern) -> np.ndarray:
+    """(3, H12/2, W12/2) RGB from a Bayer mosaic: R, mean of the two greens, B per 2x2 cell.
+
+    Shapes: mosaic12 (H12, W12), both even. Units: unchanged (Mosaic12).
+    """
+    planes = cfa_planes(mosaic12, cfa)
+    g = 0.5 * (planes["Gr"].astype(np.float32) + planes["Gb"])
+    return np.stack([planes["R"].astype(np.float32), g, planes["B"].astype(np.float32)])
+
+
+def anchor_halo_indicator(
+    camera48: np.ndarray,
+    anchor: np.ndarray,
+    cfa: CfaPattern,
+    *,
+    mask: np.ndarray | None = None,
+) -> float:
+    """Halos of an output measured against the RAW12 anchor itself, in EV.
+
+    :func:`halo_indicator` of F(camera48) against the anchor, both as superpixel RGB on
+    the 2x2-cell grid of the RAW12 mosaic. The anchor is the physical (binned) scene, so
+    any mid-scale band-pass mismatch next to its strong edges is a halo the conversion
+    left or made; it needs no ground truth, so it works on real pairs (used as a safety
+    check). ``mask`` (H12, W12): usable anchor pixels; a cell counts if all four are.
+
+    Returns nan when the anchor has no strong edge.
+    """
+    pred = forward_np(camera48, cfa)
+    cell_mask = None
+    if mask is not None:
+        m = np.asarray(mask, dtype=bool)
+        cell_mask = m[0::2, 0::2] & m[0::2, 1::2] & m[1::2, 0::2] & m[1::2, 1::2]
+    return halo_indicator(superpixel_rgb(pred, cfa), superpixel_rgb(anchor, cfa), mask=cell_mask)

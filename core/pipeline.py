@@ -29,7 +29,7 @@ import numpy as np
 
 from core import __version__
 from core.baselines import BASELINES, BaselineResult, clamped_fraction, log2_gain_range
-from core.errors import AlignmentGateError, ConfigError, OutputError
+from core.errors import AlignmentGateError, ConfigError, OutputError, ShapeError
 from core.geometry.registration import (
     RegistrationError,
     RegistrationResult,
@@ -41,16 +41,18 @@ from core.io.captures import CapturePair
 from core.io.dng_writer import DngWriteInfo, DngWriteOptions, write_linear_dng
 from core.io.pair import load_pair
 from core.jsonutil import to_jsonable
-from core.metrics import AnchorMetrics, anchor_metrics
+from core.metrics import AnchorMetrics, anchor_halo_indicator, anchor_metrics
+from core.model.checkpoint import CheckpointError
 from core.progress import CancelToken, Progress, ProgressCallback, no_progress
 
 log = logging.getLogger(__name__)
 
-Method = Literal["auto", "gain-field", "global"]
-METHODS: tuple[str, ...] = ("auto", "gain-field", "global")
+Method = Literal["auto", "model", "gain-field", "global"]
+METHODS: tuple[str, ...] = ("auto", "model", "gain-field", "global")
 #: Order in which methods are tried for each request (first that passes its checks wins).
 FALLBACK_CHAIN: dict[str, tuple[str, ...]] = {
-    "auto": ("gain-field", "global"),
+    "auto": ("model", "gain-field", "global"),
+    "model": ("model", "gain-field", "global"),
     "gain-field": ("gain-field", "global"),
     "global": ("global",),
 }
@@ -67,11 +69,16 @@ class SafetyThresholds:
             clamp (a method pinned at its bound is not trusted).
         min_psnr_gain_db: the method's anchor PSNR may be at most this much *below* the
             global baseline's (negative = must be at least as good).
+        max_halo_ratio, halo_slack_ev: the model's halo indicator against the anchor
+            (:func:`core.metrics.anchor_halo_indicator`) may be at most
+            ``ratio * B + slack`` where B is the gain-field baseline's.
     """
 
     max_abs_log2_gain: float = 3.9
     max_clamped_fraction: float = 0.01
     min_psnr_gain_db: float = -0.25
+    max_halo_ratio: float = 1.5
+    halo_slack_ev: float = 0.01
 
 
 @dataclass(frozen=True)
@@ -87,6 +94,7 @@ class ConvertOptions:
         layout: ``ljpeg-tiles`` (default) or ``strips`` (uint16 only).
         overwrite: replace an existing output.
         report_path: JSON report path (default: output path with ``.json``).
+        model_path: checkpoint for the ``model`` method (default: the shipped one).
         thresholds: safety-check thresholds.
     """
 
@@ -97,6 +105,7 @@ class ConvertOptions:
     layout: Literal["ljpeg-tiles", "strips"] = "ljpeg-tiles"
     overwrite: bool = True
     report_path: Path | None = None
+    model_path: Path | None = None
     thresholds: SafetyThresholds = field(default_factory=SafetyThresholds)
 
     def __post_init__(self) -> None:
@@ -121,12 +130,13 @@ class SafetyCheck:
 
 @dataclass(frozen=True)
 class MethodDecision:
-    """Which method ran and why."""
+    """Which method ran and why (``model_hash`` when the learned model was used)."""
 
     requested: str
     used: str
     reason: str
     checks: dict[str, list[SafetyCheck]]
+    model_hash: str | None = None
 
 
 @dataclass(frozen=True)
@@ -280,6 +290,25 @@ def safety_checks(
     return checks
 
 
+def _run_model(pair: CapturePair, options: ConvertOptions) -> tuple[BaselineResult, str]:
+    """The learned two-head model as a method result, and its checkpoint hash.
+
+    Raises:
+        CheckpointError: the checkpoint is missing, corrupt or mismatched (the caller
+            records it and falls back).
+    """
+    from core.model.infer import load_default_model, load_model, predict
+
+    model = load_model(options.model_path) if options.model_path else load_default_model()
+    out = predict(
+        model, pair.camera48, pair.anchor, pair.raw12.cfa, pair.wb_gains, unclipped=pair.unclipped
+    )
+    result = BaselineResult(
+        "model", out.camera48, out.gain_lowres, out.global_gain, out.cell_px48, dict(out.stats)
+    )
+    return result, model.hash
+
+
 def choose_method(
     pair: CapturePair,
     options: ConvertOptions,
@@ -291,13 +320,13 @@ def choose_method(
     """Run the fallback chain for ``options.method`` and return the first method that passes.
 
     The global baseline always runs (it is the reference for the anchor-consistency check
-    and the last resort); it has no checks to fail except finiteness.
+    and the last resort); it has no checks to fail except finiteness. The model is also
+    checked for halos against the anchor, relative to the gain-field baseline's.
     """
     token = cancel or CancelToken()
-    chain = FALLBACK_CHAIN[options.method]
-    if misaligned:
-        chain = ("global",)
+    chain = ("global",) if misaligned else FALLBACK_CHAIN[options.method]
     cfa = pair.raw12.cfa
+    th = options.thresholds
     progress(Progress("method", 0, len(chain) + 1, "global baseline"))
     mask = pair.unclipped
     global_result = BASELINES["global"](pair.camera48, pair.anchor, cfa, unclipped=mask)
@@ -305,32 +334,59 @@ def choose_method(
     token.raise_if_cancelled()
     all_checks: dict[str, list[SafetyCheck]] = {}
     reasons: list[str] = []
+    cache: dict[str, BaselineResult] = {}
+
+    def baseline(name: str) -> BaselineResult:
+        if name not in cache:
+            cache[name] = BASELINES[name](pair.camera48, pair.anchor, cfa, unclipped=mask)
+        return cache[name]
+
     for i, name in enumerate(chain):
         if name == "global":
-            checks = safety_checks(global_result, global_metrics, None, options.thresholds)
-            all_checks[name] = checks
+            all_checks[name] = safety_checks(global_result, global_metrics, None, th)
             reason = "requested" if not reasons else "; ".join(reasons)
             if misaligned:
                 reason = "alignment gate failed and was overridden: global baseline only"
-            return (
-                global_result,
-                global_metrics,
-                MethodDecision(options.method, name, reason, all_checks),
-            )
+            decision = MethodDecision(options.method, name, reason, all_checks)
+            return global_result, global_metrics, decision
         progress(Progress("method", i + 1, len(chain) + 1, name))
-        result = BASELINES[name](pair.camera48, pair.anchor, cfa, unclipped=mask)
+        model_hash = None
+        if name == "model":
+            try:
+                result, model_hash = _run_model(pair, options)
+            except (CheckpointError, ShapeError) as err:
+                reasons.append(f"model unavailable ({err})")
+                log.warning("%s", reasons[-1])
+                continue
+        else:
+            result = baseline(name)
         metrics = pair_anchor_metrics(result.camera48, pair)
         token.raise_if_cancelled()
-        checks = safety_checks(result, metrics, global_metrics.psnr_db, options.thresholds)
+        checks = safety_checks(result, metrics, global_metrics.psnr_db, th)
+        if name == "model":
+            halo = anchor_halo_indicator(result.camera48, pair.anchor, cfa, mask=mask)
+            ref = anchor_halo_indicator(
+                baseline("gain-field").camera48, pair.anchor, cfa, mask=mask
+            )
+            limit = th.max_halo_ratio * (ref if np.isfinite(ref) else 0.0) + th.halo_slack_ev
+            ok = not np.isfinite(halo) or halo <= limit
+            checks.append(
+                SafetyCheck(
+                    "halo", bool(ok), halo, limit, "halo indicator against the RAW12 anchor, EV"
+                )
+            )
         all_checks[name] = checks
         failed = [c for c in checks if not c.passed]
         if not failed:
             reason = (
                 "requested"
                 if options.method == name
-                else (f"{options.method}: first method in the chain that passed its checks")
+                else f"{options.method}: first method in the chain that passed its checks"
             )
-            return result, metrics, MethodDecision(options.method, name, reason, all_checks)
+            if reasons:
+                reason += " (" + "; ".join(reasons) + ")"
+            decision = MethodDecision(options.method, name, reason, all_checks, model_hash)
+            return result, metrics, decision
         reasons.append(
             f"{name} failed "
             + ", ".join(f"{c.name} ({c.value:.3g} vs {c.threshold:.3g})" for c in failed)
@@ -427,7 +483,7 @@ def convert(
         "method": decision.used,
         "method_requested": decision.requested,
         "fallback_reason": decision.reason,
-        "model_hash": None,
+        "model_hash": decision.model_hash,
         "anchor_psnr_db": round(float(metrics.psnr_db), 3),
         "registration": registration.status,
         "raw12": pair.raw12.path.name,
