@@ -180,3 +180,19 @@ def test_pgtm_only_pair_needs_no_spatial_gain(tmp_path: Path) -> None:
     result = baseline_gain_field(pair.camera48, pair.anchor, pair.raw12.cfa)
     spread = np.log2(result.gain_lowres).std()
     assert spread < 0.1
+
+
+def test_corrupt_model_checkpoint_falls_back_and_says_why(
+    sim_pair_dir: Path, tmp_path: Path
+) -> None:
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint at all")
+    result = convert(
+        sim_pair_dir / "raw12.dng",
+        sim_pair_dir / "proraw48.dng",
+        tmp_path / "o.dng",
+        ConvertOptions(method="model", model_path=bad),
+    )
+    assert result.decision.used == "gain-field"
+    assert "model unavailable" in result.decision.reason
+    assert result.report["provenance"]["model_hash"] is None
