@@ -162,9 +162,6 @@ class RegistrationOutcome:
         return out
 
 
-UNMEASURED_REASON = "too little matching structure"
-
-
 def register_pair(
     pair: CapturePair,
     options: ConvertOptions,
@@ -197,7 +194,8 @@ def register_pair(
         registered = replace(pair, camera48=apply_registration(pair.camera48, result))
         note = f"registered; residual {result.residual_rms_px:.3f} px RMS"
         return registered, RegistrationOutcome("registered", result, note)
-    if all(UNMEASURED_REASON in r for r in gate.reasons):
+    residual = float(gate.figures.get("residual_rms_px", float("nan")))
+    if len(gate.reasons) == 1 and not np.isfinite(residual):  # nothing else failed
         note = "too little structure to measure misalignment; converted unregistered"
         log.warning("%s", note)
         return pair, RegistrationOutcome("unmeasured", result, note)
