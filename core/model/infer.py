@@ -1,0 +1,232 @@
+"""Whole-image inference API for the pipeline (issue 4; tiling comes with issue 5).
+
+    from core.model.infer import load_default_model, predict
+    model = load_default_model()            # CheckpointError if missing/corrupt/mismatched
+    out = predict(model, pair.camera48, pair.anchor, pair.raw12.cfa, pair.wb_gains,
+                  unclipped=pair.unclipped)
+    out.camera48                             # (3, H48, W48) float32 Camera48, >= 0
+
+Inputs are converted to working space (Camera48 * wb_gains), the anchor is demosaiced
+(:func:`core.demosaic.demosaic`) and upsampled 2x, the network runs once over the frame
+and the result is divided by the white-balance gains again. A RAW-consistency refinement
+(:func:`anchor_refine`, on by default) then fits what low-frequency mismatch with the
+anchor remains: the gain-field estimator of baseline B applied to the model's output with
+a tight smoothing (1 Bayer cell), so the output agrees with the RAW12 anchor at least as
+well as baseline B does while keeping the model's halo-free gain and detail.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from core.baselines import baseline_gain_field
+from core.cfa import CfaPattern
+from core.demosaic import demosaic
+from core.errors import ShapeError
+from core.model.checkpoint import load_checkpoint
+from core.model.net import Linear48Net, ModelConfig, upsample_guidance
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "DEFAULT_CHECKPOINT",
+    "LoadedModel",
+    "ModelOutput",
+    "anchor_refine",
+    "load_default_model",
+    "load_model",
+    "predict",
+    "prepare_inputs",
+]
+
+#: The shipped default model.
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[2] / "resources" / "models" / "default.pt"
+#: Anchor values at or above this fraction of the clip carry no gain information.
+CLIP_FRACTION = 0.97
+#: Smoothing of the RAW-consistency refinement, in Bayer cells (4x4 48MP pixels).
+REFINE_SIGMA_CELLS = 1.0
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A verified model ready for :func:`predict`.
+
+    Attributes:
+        net: the network (eval mode).
+        config: its architecture.
+        hash: SHA-256 content hash of the checkpoint (hex), for provenance.
+        path: checkpoint file.
+        meta: checkpoint metadata (run name, training step, ...).
+    """
+
+    net: Linear48Net
+    config: ModelConfig
+    hash: str
+    path: Path
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ModelOutput:
+    """Result of :func:`predict`.
+
+    Attributes:
+        camera48: float32 (3, H48, W48) Camera48 estimate, finite, >= 0.
+        gain_lowres: float32 (h, w) total gain (global ratio x local gain) averaged over
+            cells of ``cell_px48`` 48MP pixels; ``camera48 ~ input * upsampled gain``
+            (the residual aside).
+        global_gain: the global exposure ratio g0 (linear).
+        cell_px48: the gain cell size in 48MP pixels.
+        stats: residual and gain figures (``residual_rms_rel``, ``residual_max_abs``,
+            ``log2_gain_min``, ``log2_gain_max``, ``log2_gain_range``; with the refinement
+            ``refine_log2_min`` / ``refine_log2_max``, its gain relative to the model).
+            ``gain_lowres`` is the network's gain alone (before the refinement).
+        seconds: wall time of the prediction (demosaic included).
+    """
+
+    camera48: np.ndarray
+    gain_lowres: np.ndarray
+    global_gain: float
+    cell_px48: int
+    stats: dict[str, float]
+    seconds: float
+
+
+def load_model(path: str | Path) -> LoadedModel:
+    """Load and verify a checkpoint. Raises CheckpointError (one line) on any problem."""
+    ck = load_checkpoint(path)
+    return LoadedModel(ck.net, ck.config, ck.hash, ck.path, ck.meta)
+
+
+def load_default_model() -> LoadedModel:
+    """The shipped default (``resources/models/default.pt``); raises CheckpointError."""
+    return load_model(DEFAULT_CHECKPOINT)
+
+
+def prepare_inputs(
+    camera48: np.ndarray,
+    anchor: np.ndarray,
+    cfa: CfaPattern,
+    wb_gains: np.ndarray,
+    *,
+    unclipped: np.ndarray | None = None,
+    demosaic_method: str = "bilinear",
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Network inputs in working space: (pro, guide, conf), each (1, C, H48, W48).
+
+    Shapes: camera48 (3, H48, W48); anchor and unclipped (H48/2, W48/2); wb_gains (3,).
+    ``unclipped`` defaults to ``anchor < 0.97``. The confidence is the unclipped mask
+    demosaiced like the anchor (minimum over channels) and upsampled.
+    """
+    if camera48.ndim != 3 or camera48.shape[0] != 3:
+        raise ShapeError(f"camera48 must be (3, H48, W48), got {camera48.shape}")
+    h48, w48 = camera48.shape[1:]
+    if anchor.shape != (h48 // 2, w48 // 2) or h48 % 2 or w48 % 2:
+        raise ShapeError(f"anchor {anchor.shape} is not half of camera48 {camera48.shape[1:]}")
+    wb = np.asarray(wb_gains, dtype=np.float32).reshape(3, 1, 1)
+    if not np.all(np.isfinite(wb)) or np.any(wb <= 0):
+        raise ShapeError(f"wb_gains must be 3 positive finite numbers, got {wb.ravel()}")
+    mask = (anchor < CLIP_FRACTION) if unclipped is None else unclipped
+    guide12 = demosaic(anchor, cfa, demosaic_method) * wb
+    conf12 = demosaic(mask.astype(np.float32), cfa, "bilinear").min(axis=0, keepdims=True)
+    guide = upsample_guidance(torch.from_numpy(guide12)[None])
+    conf = upsample_guidance(torch.from_numpy(np.ascontiguousarray(conf12))[None])
+    pro = torch.from_numpy(np.ascontiguousarray(camera48, dtype=np.float32) * wb)[None]
+    return pro, guide, conf
+
+
+def predict(
+    model: LoadedModel | Linear48Net,
+    camera48: np.ndarray,
+    anchor: np.ndarray,
+    cfa: CfaPattern,
+    wb_gains: np.ndarray,
+    *,
+    unclipped: np.ndarray | None = None,
+    demosaic_method: str = "bilinear",
+    refine: bool = True,
+) -> ModelOutput:
+    """Run the model on a whole frame.
+
+    Args:
+        model: from :func:`load_default_model` / :func:`load_model` (or a bare network).
+        camera48: (3, H48, W48) ProRAW48 in Camera48 (CapturePair.camera48).
+        anchor: (H48/2, W48/2) shading-corrected Mosaic12 (CapturePair.anchor).
+        cfa: RAW12 pattern (CapturePair.raw12.cfa).
+        wb_gains: (3,) white-balance gains, green = 1 (CapturePair.wb_gains).
+        unclipped: (H12, W12) bool (CapturePair.unclipped); default anchor < 0.97.
+        demosaic_method: guidance demosaic (core.demosaic.METHODS).
+        refine: apply :func:`anchor_refine` to the network output.
+
+    Returns: :class:`ModelOutput`; the image is finite and >= 0 whatever the input.
+    Memory: about 0.25 KiB per 48MP pixel (~0.8 GB at 2016x1512; ~12 GB for a whole 48MP
+        frame: use tiling there).
+    """
+    t0 = time.perf_counter()
+    net = model.net if isinstance(model, LoadedModel) else model
+    pro, guide, conf = prepare_inputs(
+        camera48, anchor, cfa, wb_gains, unclipped=unclipped, demosaic_method=demosaic_method
+    )
+    wb = torch.from_numpy(np.asarray(wb_gains, dtype=np.float32).reshape(1, 3, 1, 1))
+    net.eval()
+    with torch.inference_mode():
+        grid = net.gain_grid(pro, guide, conf)
+        res = net.render(pro, guide, conf, grid)
+        out = torch.nan_to_num(res.output / wb, nan=0.0, posinf=0.0)[0]
+        log2_total = res.log_gain[0, 0] / float(np.log(2.0)) + grid.log2_global[0, 0, 0, 0]
+        p = net.config.pool_px
+        gain_low = torch.exp2(
+            torch.nn.functional.avg_pool2d(log2_total[None, None], p, ceil_mode=True)
+        )[0, 0]
+        rel = res.residual.abs() / (res.output.abs().mean() + 1e-12)
+        stats = {
+            "residual_rms_rel": float(torch.sqrt((rel * rel).mean())),
+            "residual_max_abs": float(res.residual.abs().max()),
+            "log2_gain_min": float(log2_total.min()),
+            "log2_gain_max": float(log2_total.max()),
+            "log2_gain_range": float((log2_total - grid.log2_global[0, 0, 0, 0]).abs().max()),
+        }
+        global_gain = float(torch.exp2(grid.log2_global).flatten()[0])
+    image = out.numpy().astype(np.float32, copy=False)
+    if refine:
+        image, refine_stats = anchor_refine(image, anchor, cfa, unclipped=unclipped)
+        stats.update(refine_stats)
+    return ModelOutput(
+        image,
+        gain_low.numpy().astype(np.float32),
+        global_gain,
+        net.config.pool_px,
+        stats,
+        time.perf_counter() - t0,
+    )
+
+
+def anchor_refine(
+    camera48: np.ndarray,
+    anchor: np.ndarray,
+    cfa: CfaPattern,
+    *,
+    unclipped: np.ndarray | None = None,
+    sigma_cells: float = REFINE_SIGMA_CELLS,
+) -> tuple[np.ndarray, dict[str, float]]:
+    """RAW-consistency refinement of a model output (Camera48 in, Camera48 out).
+
+    Baseline B's gain field (per-Bayer-cell least-squares gain anchor / F(camera48),
+    normalised convolution with ``sigma_cells``, clipped and dark cells filled from their
+    neighbours, |log2| <= 4) applied to ``camera48``. Returns (image, stats).
+    Shapes: camera48 (3, H48, W48); anchor, unclipped (H48/2, W48/2).
+    """
+    res = baseline_gain_field(camera48, anchor, cfa, sigma_cells=sigma_cells, unclipped=unclipped)
+    log2_gain = np.log2(np.maximum(res.gain_lowres, 1e-12))
+    stats = {
+        "refine_log2_min": float(log2_gain.min(initial=0.0)),
+        "refine_log2_max": float(log2_gain.max(initial=0.0)),
+    }
+    return res.camera48, stats
