@@ -295,10 +295,17 @@ def _run_model(pair: CapturePair, options: ConvertOptions) -> tuple[BaselineResu
         CheckpointError: the checkpoint is missing, corrupt or mismatched (the caller
             records it and falls back).
     """
-    from core.model.infer import load_default_model, load_model, predict
+    from core.model.infer import (
+        WHOLE_IMAGE_MAX_PIXELS,
+        load_default_model,
+        load_model,
+        predict,
+        predict_tiled,
+    )
 
     model = load_model(options.model_path) if options.model_path else load_default_model()
-    out = predict(
+    run = predict if pair.camera48[0].size <= WHOLE_IMAGE_MAX_PIXELS else predict_tiled
+    out = run(
         model, pair.camera48, pair.anchor, pair.raw12.cfa, pair.wb_gains, unclipped=pair.unclipped
     )
     result = BaselineResult(

@@ -30,8 +30,10 @@ from core.baselines import baseline_gain_field
 from core.cfa import CfaPattern
 from core.demosaic import demosaic
 from core.errors import ShapeError
+from core.inference.tiling import Tile, TilePlan, plan_tiles, run_tiled
 from core.model.checkpoint import load_checkpoint
-from core.model.net import Linear48Net, ModelConfig, upsample_guidance
+from core.model.net import GainGrid, Linear48Net, ModelConfig, upsample_guidance
+from core.progress import CancelToken, ProgressCallback, no_progress
 
 log = logging.getLogger(__name__)
 
@@ -203,6 +205,103 @@ def predict(
         gain_low.numpy().astype(np.float32),
         global_gain,
         net.config.pool_px,
+        stats,
+        time.perf_counter() - t0,
+    )
+
+
+#: Frames above this many pixels run tile by tile (whole-image inference of a 48MP frame
+#: needs ~12 GB); the gain head still sees the whole frame at low resolution.
+WHOLE_IMAGE_MAX_PIXELS = 4_000_000
+
+
+def _render_tiles(
+    net: Linear48Net,
+    inputs: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    grid: GainGrid,
+    wb: torch.Tensor,
+    plan: TilePlan,
+    progress: ProgressCallback,
+    cancel: CancelToken | None,
+) -> np.ndarray:
+    """Detail head + composition per tile; returns (4, H, W): RGB Camera48, natural-log gain."""
+    pro, guide, conf = inputs
+
+    def tile_fn(tile: Tile) -> np.ndarray:
+        win = (slice(None), slice(None), slice(tile.y0, tile.y1), slice(tile.x0, tile.x1))
+        with torch.inference_mode():
+            res = net.render(pro[win], guide[win], conf[win], grid, origin=(tile.y0, tile.x0))
+            rgb = torch.nan_to_num(res.output / wb, nan=0.0, posinf=0.0)[0]
+            return torch.cat([rgb, res.log_gain[0]], 0).numpy()
+
+    return run_tiled(tile_fn, plan, 4, progress=progress, cancel=cancel)
+
+
+def predict_tiled(
+    model: LoadedModel | Linear48Net,
+    camera48: np.ndarray,
+    anchor: np.ndarray,
+    cfa: CfaPattern,
+    wb_gains: np.ndarray,
+    *,
+    unclipped: np.ndarray | None = None,
+    demosaic_method: str = "bilinear",
+    refine: bool = True,
+    tile_px: int = 768,
+    overlap_px: int = 48,
+    progress: ProgressCallback = no_progress,
+    cancel: CancelToken | None = None,
+) -> ModelOutput:
+    """:func:`predict` with the detail head run tile by tile (DESIGN §6).
+
+    The gain head runs once over the whole frame at low resolution; each tile (from
+    :func:`core.inference.tiling.plan_tiles`, CFA-aligned, raised-cosine blended) slices
+    that grid at its own origin and runs the detail head on its pixels only, so peak
+    memory is bounded by the tile, not by the network's full-resolution activations.
+    Equal to :func:`predict` within float rounding wherever the detail head's reach
+    (5 px) fits in the blend margin (12 px).
+    """
+    t0 = time.perf_counter()
+    net = model.net if isinstance(model, LoadedModel) else model
+    h48, w48 = camera48.shape[1:]
+    plan = plan_tiles(
+        h48,
+        w48,
+        tile_px=min(tile_px, max(h48, w48)),
+        overlap_px=overlap_px,
+        enforce_design_bounds=False,
+    )
+    pro, guide, conf = prepare_inputs(
+        camera48, anchor, cfa, wb_gains, unclipped=unclipped, demosaic_method=demosaic_method
+    )
+    wb = torch.from_numpy(np.asarray(wb_gains, dtype=np.float32).reshape(1, 3, 1, 1))
+    net.eval()
+    with torch.inference_mode():
+        grid = net.gain_grid(pro, guide, conf)
+    log2_global = float(grid.log2_global.flatten()[0])
+    blended = _render_tiles(net, (pro, guide, conf), grid, wb, plan, progress, cancel)
+    del pro, guide, conf  # 48MP inputs: free them before the refinement
+    image = np.ascontiguousarray(blended[:3])
+    log2_total = torch.from_numpy(blended[3]) / float(np.log(2.0)) + log2_global
+    del blended
+    p = net.config.pool_px
+    gain_low = torch.exp2(
+        torch.nn.functional.avg_pool2d(log2_total[None, None], p, ceil_mode=True)
+    )[0, 0]
+    stats = {
+        "log2_gain_min": float(log2_total.min()),
+        "log2_gain_max": float(log2_total.max()),
+        "log2_gain_range": float((log2_total - log2_global).abs().max()),
+        "tiles": float(len(plan)),
+    }
+    if refine:
+        image, refine_stats = anchor_refine(image, anchor, cfa, unclipped=unclipped)
+        stats.update(refine_stats)
+    return ModelOutput(
+        image,
+        gain_low.numpy().astype(np.float32),
+        float(2.0**log2_global),
+        p,
         stats,
         time.perf_counter() - t0,
     )

@@ -329,10 +329,17 @@ class Linear48Net(nn.Module):
             up = nnf.interpolate(
                 grid.log_gain, scale_factor=float(p), mode="bilinear", align_corners=False
             )[..., :h, :w]
-        else:  # a tile: upsample the whole grid, crop (tiling will crop the grid first)
-            up = nnf.interpolate(
-                grid.log_gain, scale_factor=float(p), mode="bilinear", align_corners=False
-            )[..., origin[0] : origin[0] + h, origin[1] : origin[1] + w]
+        else:  # a tile: crop the grid (one spare cell each side), upsample, crop pixels
+            y0, x0 = origin
+            i0, j0 = max(0, y0 // p - 2), max(0, x0 // p - 2)
+            i1, j1 = min(gh, (y0 + h) // p + 3), min(gw, (x0 + w) // p + 3)
+            crop = grid.log_gain[..., i0:i1, j0:j1]
+            up = nnf.interpolate(crop, scale_factor=float(p), mode="bilinear", align_corners=False)
+            # Half-pixel centres keep the frame mapping: crop cell k = frame cell i0 + k. The
+            # spare cells make the interpolation inside the window identical to the whole-
+            # frame one; at the frame edge the crop edge is the frame edge.
+            oy, ox = y0 - i0 * p, x0 - j0 * p
+            up = up[..., oy : oy + h, ox : ox + w]
         return (self.bin_weights(lum_pos) * up).sum(dim=1, keepdim=True)
 
     def render(
