@@ -73,7 +73,7 @@ def test_convert_inspect_eval(
     assert main(["inspect", str(out), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["kind"].startswith("Linear48 output")
-    assert info["provenance"]["method"] == "gain-field"
+    assert info["provenance"]["method"] == "model"
 
     assert (
         main(["eval", "--raw12", str(sim_pair_dir / "raw12.dng"), "--output", str(out), "--json"])
