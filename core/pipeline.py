@@ -95,6 +95,10 @@ class ConvertOptions:
         overwrite: replace an existing output.
         report_path: JSON report path (default: output path with ``.json``).
         model_path: checkpoint for the ``model`` method (default: the shipped one).
+        model_max_pixels: largest frame the model runs on. Its gain head still sees the
+            whole frame at full resolution before pooling (~0.16 KiB per pixel on top of
+            the rest: ~8 GB extra at 48MP, measured), so larger frames skip the model with
+            a recorded reason until the gain head streams (issue 5).
         thresholds: safety-check thresholds.
     """
 
@@ -106,6 +110,7 @@ class ConvertOptions:
     overwrite: bool = True
     report_path: Path | None = None
     model_path: Path | None = None
+    model_max_pixels: int = 16_000_000
     thresholds: SafetyThresholds = field(default_factory=SafetyThresholds)
 
     def __post_init__(self) -> None:
@@ -356,6 +361,14 @@ def choose_method(
             return global_result, global_metrics, decision
         progress(Progress("method", i + 1, len(chain) + 1, name))
         model_hash = None
+        if name == "model" and pair.camera48[0].size > options.model_max_pixels:
+            reasons.append(
+                f"model skipped: {pair.camera48[0].size / 1e6:.1f} MP frame exceeds the "
+                f"{options.model_max_pixels / 1e6:.0f} MP memory budget of its whole-frame "
+                "gain head"
+            )
+            log.warning("%s", reasons[-1])
+            continue
         if name == "model":
             try:
                 result, model_hash = _run_model(pair, options)

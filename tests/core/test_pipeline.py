@@ -199,3 +199,17 @@ def test_corrupt_model_checkpoint_falls_back_and_says_why(
     assert result.decision.used == "gain-field"
     assert "model unavailable" in result.decision.reason
     assert result.report["provenance"]["model_hash"] is None
+
+
+def test_frames_over_the_model_budget_skip_it_with_a_reason(
+    sim_pair_dir: Path, tmp_path: Path
+) -> None:
+    result = convert(
+        sim_pair_dir / "raw12.dng",
+        sim_pair_dir / "proraw48.dng",
+        tmp_path / "o.dng",
+        ConvertOptions(model_max_pixels=1000),
+    )
+    assert result.decision.used == "gain-field"
+    assert "model skipped" in result.decision.reason
+    assert "memory budget" in result.report["method"]["reason"]
