@@ -186,12 +186,12 @@ class MainWindow(QMainWindow):
         self.busy_task: TaskHandle | None = None
         self._load_generation = 0
         self.setWindowTitle("Linear48 — RAW12 + ProRAW48 → scene-linear 48MP")
-        self.actions = build_actions(self)
+        self.action_table = build_actions(self)
         self._menus()
         # inspect tab
         self.panes = PaneGrid(self.state)
         self.histograms = HistogramPanel(self.state, self.workers)
-        self.controls = ViewControls(self.state, self.actions)
+        self.controls = ViewControls(self.state, self.action_table)
         split = QSplitter(Qt.Orientation.Horizontal)
         split.addWidget(self.panes)
         split.addWidget(self.histograms)
@@ -222,8 +222,8 @@ class MainWindow(QMainWindow):
         cl.addWidget(self.tabs, 1)
         self.setCentralWidget(central)
         # left dock
-        self.browser = PairBrowser(self.state, self.actions)
-        self.convert_panel = ConvertPanel(self.state, self.actions)
+        self.browser = PairBrowser(self.state, self.action_table)
+        self.convert_panel = ConvertPanel(self.state, self.action_table)
         left = QSplitter(Qt.Orientation.Vertical)
         left.addWidget(self.browser)
         left.addWidget(self.convert_panel)
@@ -254,12 +254,12 @@ class MainWindow(QMainWindow):
         for spec in ACTIONS:
             menu = menus.get(spec.menu) or bar.addMenu(spec.menu)
             menus[spec.menu] = menu
-            menu.addAction(self.actions[spec.key])
+            menu.addAction(self.action_table[spec.key])
         for key in ("open_files", "open_folder", "convert", "cancel"):
-            self.actions[key].setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+            self.action_table[key].setShortcutContext(Qt.ShortcutContext.WindowShortcut)
 
     def _refresh_actions(self) -> None:
-        refresh_actions(self.actions, self.state)
+        refresh_actions(self.action_table, self.state)
 
     # -- messages / readout ---------------------------------------------------------------
     def _message(self, message: Message) -> None:

@@ -143,7 +143,7 @@ class ImagePane(QWidget):
         self.image.setVisible(source is not None)
         if source is None:
             self.image.clear()
-        self.render()
+        self.redraw()
 
     def set_message(self, text: str) -> None:
         """Show a centred message instead of an image (empty state)."""
@@ -157,7 +157,7 @@ class ImagePane(QWidget):
         """Figures shown beside the title."""
         self.info_label.setText(text)
 
-    def render(self) -> None:
+    def redraw(self) -> None:
         """Shape the visible crop of the right pyramid level."""
         if self._pyramid is None or self._shaper is None:
             if self.message.isVisible():
