@@ -108,7 +108,7 @@ class ImagePane(QWidget):
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(15)
-        self._timer.timeout.connect(self.render)
+        self._timer.timeout.connect(self.redraw)
         self.view.sigRangeChanged.connect(lambda *_: self._timer.start())
         self.view.sigResized.connect(lambda *_: self._timer.start())
         self.glw.scene().sigMouseMoved.connect(self._mouse_moved)
