@@ -43,7 +43,7 @@ from core.simulate.pair import (
     auto_exposure,
     encode_with_table,
     linearization_table,
-    sharpen_limited,
+    proraw_isp,
     simulate_pair,
 )
 
@@ -149,18 +149,7 @@ def simulate_from_scene(scene: np.ndarray, cfg: SimConfig) -> PoolImage:
     mosaic = (raw / (RAW_WHITE - RAW_BLACK)).astype(np.float32)
     op_name = cfg.ltm if cfg.ltm in ltm.LTM_OPERATORS else sorted(ltm.LTM_OPERATORS)[0]
     _, gain = ltm.apply_ltm(truth, op_name, strength=cfg.ltm_strength, rng=rng)
-    pro = truth * gain[None]
-    if cfg.proraw_noise > 0:
-        pro = isp.poisson_gaussian_noise(
-            pro,
-            full_well_e=cfg.full_well_e / cfg.proraw_noise**2,
-            read_noise_e=cfg.read_noise_e,
-            rng=rng,
-        )
-    if cfg.denoise > 0:
-        pro = isp.denoise(pro, cfg.denoise)
-    if cfg.sharpen > 0:
-        pro = sharpen_limited(pro, cfg.sharpen)
+    pro = proraw_isp(truth * gain[None], cfg, rng)
     pro = np.maximum(pro, 0.0) / 2.0**cfg.proraw_headroom_ev
     table = linearization_table()
     pro = table.astype(np.float32)[encode_with_table(pro, table)] / np.float32(65535.0)

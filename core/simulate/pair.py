@@ -225,6 +225,27 @@ def sharpen_limited(rgb: np.ndarray, amount: float) -> np.ndarray:
     return out
 
 
+def proraw_isp(tonemapped: np.ndarray, cfg: SimConfig, rng: np.random.Generator) -> np.ndarray:
+    """ProRAW48's pixel processing after tone mapping: fusion-level noise, denoise and
+    overshoot-limited sharpening (each skipped at strength 0).
+
+    Shapes: (3, H48, W48) -> (3, H48, W48) float32. Units: Camera48 (sensor scale).
+    """
+    pro = tonemapped
+    if cfg.proraw_noise > 0:
+        pro = isp.poisson_gaussian_noise(
+            pro,
+            full_well_e=cfg.full_well_e / cfg.proraw_noise**2,
+            read_noise_e=cfg.read_noise_e,
+            rng=rng,
+        )
+    if cfg.denoise > 0:
+        pro = isp.denoise(pro, cfg.denoise)
+    if cfg.sharpen > 0:
+        pro = sharpen_limited(pro, cfg.sharpen)
+    return pro
+
+
 def _vignetting_opcodes(cfg: SimConfig, h12: int, w12: int) -> OpcodeList | None:
     if cfg.vignetting == "none" or cfg.vignetting_strength <= 0:
         return None
@@ -311,18 +332,7 @@ def simulate_pair(cfg: SimConfig) -> SimulatedPair:
         _, gain = ltm.apply_ltm(truth, op_name, strength=cfg.ltm_strength * pixel_strength, rng=rng)
     else:
         gain = np.ones((h48, w48), np.float32)
-    pro = truth * gain[None]
-    if cfg.proraw_noise > 0:
-        pro = isp.poisson_gaussian_noise(
-            pro,
-            full_well_e=cfg.full_well_e / cfg.proraw_noise**2,
-            read_noise_e=cfg.read_noise_e,
-            rng=rng,
-        )
-    if cfg.denoise > 0:
-        pro = isp.denoise(pro, cfg.denoise)
-    if cfg.sharpen > 0:
-        pro = sharpen_limited(pro, cfg.sharpen)
+    pro = proraw_isp(truth * gain[None], cfg, rng)
     if cfg.misregistration:
         pro = isp.warp_image(pro, **cfg.misregistration)  # type: ignore[arg-type]
     pro = np.maximum(pro, 0.0).astype(np.float32)
