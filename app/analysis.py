@@ -38,7 +38,7 @@ from core.metrics import (
     halo_map,
     luminance,
 )
-from core.pipeline import ConvertOptions, MethodDecision, choose_method
+from core.pipeline import ConvertOptions, MethodDecision, choose_method, register_pair
 from core.progress import CancelToken, Progress, ProgressCallback, no_progress
 
 log = logging.getLogger(__name__)
@@ -196,8 +196,11 @@ def _as_dict(obj: Any) -> dict[str, Any]:
     return {"value": obj}
 
 
-def registration_view(pair: CapturePair) -> RegistrationView:
-    """Run core's registration and overlays, or say why the pane is empty."""
+def registration_view(pair: CapturePair, result: Any = None) -> RegistrationView:
+    """Core's registration overlays (running registration unless ``result`` is given).
+
+    ``pair`` is the *unregistered* pair: the overlays show before and after.
+    """
     try:
         reg_mod = importlib.import_module("core.geometry.registration")
         ovl_mod = importlib.import_module("core.geometry.overlays")
@@ -205,7 +208,8 @@ def registration_view(pair: CapturePair) -> RegistrationView:
         return RegistrationView(False, f"registration not available\n({err.name or err} missing)")
     cfa = pair.raw12.cfa
     try:
-        result = reg_mod.register(pair.camera48, pair.anchor, cfa, unclipped=pair.unclipped)
+        if result is None:
+            result = reg_mod.register(pair.camera48, pair.anchor, cfa, unclipped=pair.unclipped)
         raw = ovl_mod.registration_overlays(pair.camera48, pair.anchor, cfa, result)
     except Exception as err:  # optional pane under development: never hide the other panes
         log.exception("registration failed")
@@ -238,10 +242,16 @@ def analyse(
     *,
     use_pgtm: bool = True,
     with_registration: bool = True,
+    unregistered: CapturePair | None = None,
+    registration_result: Any = None,
     progress: ProgressCallback = no_progress,
     cancel: CancelToken | None = None,
 ) -> Analysis:
-    """All pane arrays for ``baseline`` (a method output) of ``pair``."""
+    """All pane arrays for ``baseline`` (a method output) of ``pair``.
+
+    ``unregistered`` / ``registration_result``: when the caller already registered the
+    pair (as ``preview`` does, like ``convert``), the overlay pane reuses that result.
+    """
     token = cancel or CancelToken()
     h48, w48 = pair.camera48.shape[1:]
     progress(Progress("analyse", 0, 4, "reference render"))
@@ -257,7 +267,7 @@ def analyse(
     token.raise_if_cancelled()
     progress(Progress("analyse", 3, 4, "registration"))
     reg = (
-        registration_view(pair)
+        registration_view(unregistered or pair, registration_result)
         if with_registration
         else RegistrationView(False, "registration not run")
     )
@@ -288,11 +298,28 @@ def preview(
     progress: ProgressCallback = no_progress,
     cancel: CancelToken | None = None,
 ) -> Analysis:
-    """Run the pipeline's method choice (nothing written) and analyse its output."""
-    options = ConvertOptions(method=method)  # type: ignore[arg-type]
-    baseline, metrics, decision = choose_method(pair, options, progress=progress, cancel=cancel)
+    """The pipeline's registration and method choice, as ``convert`` runs them (nothing is
+    written; a failed alignment gate does not stop the preview: it converts with the global
+    baseline and the registration pane shows why), then the pane arrays."""
+    options = ConvertOptions(method=method, allow_misaligned=True)  # type: ignore[arg-type]
+    registered, outcome = register_pair(pair, options, progress=progress, cancel=cancel)
+    baseline, metrics, decision = choose_method(
+        registered,
+        options,
+        progress=progress,
+        cancel=cancel,
+        misaligned=outcome.status == "failed-overridden",
+    )
     return analyse(
-        pair, baseline, metrics, decision, use_pgtm=use_pgtm, progress=progress, cancel=cancel
+        registered,
+        baseline,
+        metrics,
+        decision,
+        use_pgtm=use_pgtm,
+        unregistered=pair,
+        registration_result=outcome.result,
+        progress=progress,
+        cancel=cancel,
     )
 
 

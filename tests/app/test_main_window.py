@@ -17,7 +17,7 @@ from app.pairing import PairEntry
 from core.baselines import upsample_gain
 from core.io.pair import load_pair
 from core.metrics import cfa_error_histograms, halo_map
-from core.pipeline import ConvertOptions, choose_method
+from core.pipeline import ConvertOptions, choose_method, register_pair
 
 pytestmark = pytest.mark.gui
 TIMEOUT_MS = 30_000
@@ -50,8 +50,10 @@ def _open(qtbot, win, entry: PairEntry) -> None:
 
 def test_open_pair_every_pane_shows_cores_arrays(qtbot, window, sim_pair_dir):
     _open(qtbot, window, _entry(sim_pair_dir))
-    pair = load_pair(sim_pair_dir / "raw12.dng", sim_pair_dir / "proraw48.dng")
-    base, metrics, decision = choose_method(pair, ConvertOptions())
+    loaded = load_pair(sim_pair_dir / "raw12.dng", sim_pair_dir / "proraw48.dng")
+    options = ConvertOptions(allow_misaligned=True)
+    pair, _ = register_pair(loaded, options)  # the GUI registers like convert does
+    base, metrics, decision = choose_method(pair, options)
     panes = window.panes.panes
     np.testing.assert_array_equal(panes["output"].source, base.camera48)
     reference, _ = reference_render(pair, base.global_gain, use_pgtm=True)
