@@ -24,7 +24,7 @@ import numpy as np
 from app.pairing import PairEntry
 from core.io.pair import load_pair
 from core.metrics import halo_indicator, truth_metrics
-from core.pipeline import ConvertOptions, choose_method
+from core.pipeline import ConvertOptions, choose_method, register_pair
 from core.progress import CancelToken, Progress, ProgressCallback, no_progress
 
 log = logging.getLogger(__name__)
@@ -122,9 +122,14 @@ def evaluate_entry(
     tags: tuple[str, ...] = (),
     cancel: CancelToken | None = None,
 ) -> QaRow:
-    """Run one pair through the method choice and measure it."""
-    pair = load_pair(entry.raw12, entry.proraw48, cancel=cancel)
-    result, anchor, decision = choose_method(pair, ConvertOptions(), cancel=cancel)
+    """Run one pair through registration and the method choice (as convert does, nothing
+    written; a failed alignment gate is scored with the global baseline) and measure it."""
+    options = ConvertOptions(allow_misaligned=True)
+    loaded = load_pair(entry.raw12, entry.proraw48, cancel=cancel)
+    pair, outcome = register_pair(loaded, options, cancel=cancel)
+    result, anchor, decision = choose_method(
+        pair, options, cancel=cancel, misaligned=outcome.status == "failed-overridden"
+    )
     out = result.camera48
     metrics: dict[str, float] = {
         "anchor_psnr_db": float(anchor.psnr_db),
