@@ -278,20 +278,6 @@ BASELINES = {
 }
 
 
-def run_baseline(
-    name: str,
-    camera48: np.ndarray,
-    anchor: np.ndarray,
-    cfa: CfaPattern,
-    *,
-    unclipped: np.ndarray | None = None,
-) -> BaselineResult:
-    """Run a baseline by name; a bad name lists the valid ones."""
-    if name not in BASELINES:
-        raise ValueError(f"unknown baseline {name!r}; valid: {', '.join(BASELINES)}")
-    return BASELINES[name](camera48, anchor, cfa, unclipped=unclipped)
-
-
 def log2_gain_range(result: BaselineResult, *, percentile: float = 99.9) -> float:
     """Spatial gain swing: the ``percentile`` of |log2 gain - log2 global gain| over cells.
 

@@ -44,7 +44,7 @@ from core.io.opcodes import (
     serialize_opcode_list,
     shading_gain_map,
 )
-from core.io.pgtm import ProfileGainTableMap, pgtm_gain, serialize_pgtm
+from core.io.pgtm import ProfileGainTableMap, serialize_pgtm
 from core.simulate import isp, ltm, scenes
 
 log = logging.getLogger(__name__)
@@ -496,10 +496,3 @@ def write_demo_pair(
         except (OSError, ValueError, KeyError):
             pass
     return write_pair(simulate_pair(cfg), out)
-
-
-def pgtm_rendered(
-    camera48: np.ndarray, pgtm: ProfileGainTableMap, baseline_ev: float
-) -> np.ndarray:
-    """Apple's intended look: Camera48 with the PGTM gain applied (for halo diffs)."""
-    return camera48 * pgtm_gain(camera48, pgtm, baseline_exposure_ev=baseline_ev)[None]
