@@ -15,6 +15,7 @@ from typing import Any
 
 #: Where the GUI looks first (relative to the working folder).
 DEFAULT_REGISTRY_PATHS: tuple[Path, ...] = (
+    Path("out/training/registry.sqlite"),  # where `python -m training` writes it
     Path("runs/registry.sqlite"),
     Path("runs/registry.db"),
     Path("runs.sqlite"),

@@ -25,7 +25,7 @@ class ExperimentsPanel(QWidget):
     def __init__(self) -> None:
         super().__init__()
         self.path = QLineEdit()
-        self.path.setPlaceholderText("runs/registry.sqlite")
+        self.path.setPlaceholderText("out/training/registry.sqlite")
         browse = QPushButton("Browse…")
         browse.clicked.connect(self._browse)
         reload = QPushButton("Reload")
