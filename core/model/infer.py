@@ -182,29 +182,56 @@ def predict(
         grid = net.gain_grid(pro, guide, conf)
         res = net.render(pro, guide, conf, grid)
         out = torch.nan_to_num(res.output / wb, nan=0.0, posinf=0.0)[0]
-        log2_total = res.log_gain[0, 0] / float(np.log(2.0)) + grid.log2_global[0, 0, 0, 0]
-        p = net.config.pool_px
-        gain_low = torch.exp2(
-            torch.nn.functional.avg_pool2d(log2_total[None, None], p, ceil_mode=True)
-        )[0, 0]
+        log2_global = float(grid.log2_global.flatten()[0])
+        log2_total = res.log_gain[0, 0] / float(np.log(2.0)) + log2_global
         rel = res.residual.abs() / (res.output.abs().mean() + 1e-12)
         stats = {
             "residual_rms_rel": float(torch.sqrt((rel * rel).mean())),
             "residual_max_abs": float(res.residual.abs().max()),
-            "log2_gain_min": float(log2_total.min()),
-            "log2_gain_max": float(log2_total.max()),
-            "log2_gain_range": float((log2_total - grid.log2_global[0, 0, 0, 0]).abs().max()),
         }
-        global_gain = float(torch.exp2(grid.log2_global).flatten()[0])
     image = out.numpy().astype(np.float32, copy=False)
-    if refine:
+    return _finish(
+        image,
+        log2_total,
+        log2_global,
+        net.config.pool_px,
+        stats,
+        (anchor, cfa, unclipped) if refine else None,
+        t0,
+    )
+
+
+def _finish(
+    image: np.ndarray,
+    log2_total: torch.Tensor,
+    log2_global: float,
+    pool_px: int,
+    stats: dict[str, float],
+    refine_with: tuple[np.ndarray, CfaPattern, np.ndarray | None] | None,
+    t0: float,
+) -> ModelOutput:
+    """Shared tail of :func:`predict` and :func:`predict_tiled`: gain summary, refinement.
+
+    ``log2_total`` (H48, W48) is the network's total log2 gain (global + local).
+    """
+    gain_low = torch.exp2(
+        torch.nn.functional.avg_pool2d(log2_total[None, None], pool_px, ceil_mode=True)
+    )[0, 0]
+    stats = {
+        **stats,
+        "log2_gain_min": float(log2_total.min()),
+        "log2_gain_max": float(log2_total.max()),
+        "log2_gain_range": float((log2_total - log2_global).abs().max()),
+    }
+    if refine_with is not None:
+        anchor, cfa, unclipped = refine_with
         image, refine_stats = anchor_refine(image, anchor, cfa, unclipped=unclipped)
         stats.update(refine_stats)
     return ModelOutput(
         image,
         gain_low.numpy().astype(np.float32),
-        global_gain,
-        net.config.pool_px,
+        float(2.0**log2_global),
+        pool_px,
         stats,
         time.perf_counter() - t0,
     )
@@ -284,26 +311,14 @@ def predict_tiled(
     image = np.ascontiguousarray(blended[:3])
     log2_total = torch.from_numpy(blended[3]) / float(np.log(2.0)) + log2_global
     del blended
-    p = net.config.pool_px
-    gain_low = torch.exp2(
-        torch.nn.functional.avg_pool2d(log2_total[None, None], p, ceil_mode=True)
-    )[0, 0]
-    stats = {
-        "log2_gain_min": float(log2_total.min()),
-        "log2_gain_max": float(log2_total.max()),
-        "log2_gain_range": float((log2_total - log2_global).abs().max()),
-        "tiles": float(len(plan)),
-    }
-    if refine:
-        image, refine_stats = anchor_refine(image, anchor, cfa, unclipped=unclipped)
-        stats.update(refine_stats)
-    return ModelOutput(
+    return _finish(
         image,
-        gain_low.numpy().astype(np.float32),
-        float(2.0**log2_global),
-        p,
-        stats,
-        time.perf_counter() - t0,
+        log2_total,
+        log2_global,
+        net.config.pool_px,
+        {"tiles": float(len(plan))},
+        (anchor, cfa, unclipped) if refine else None,
+        t0,
     )
 
 
