@@ -122,6 +122,15 @@ def wb_gains(color: ColorMetadata) -> np.ndarray:
     return (1.0 / n) * n[1]
 
 
+#: CIE 1931 chromaticity of D65, the white assumed when a file gives none.
+D65_XY = (0.3127, 0.3290)
+
+
+def xy_to_xyz(xy: np.ndarray) -> np.ndarray:
+    """(x, y) chromaticity -> XYZ with Y = 1."""
+    return _xy_to_xyz(xy)
+
+
 def _xy_to_xyz(xy: np.ndarray) -> np.ndarray:
     x, y = float(xy[0]), float(xy[1])
     return np.array([x / y, 1.0, (1.0 - x - y) / y])

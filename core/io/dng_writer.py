@@ -79,7 +79,6 @@ _XMP_PROPERTY = "Provenance"
 HEADROOM_STEP_EV = 1.0 / 64.0
 _UINT16_WHITE = 65535
 _STRIP_TARGET_BYTES = 1 << 20
-_D65_XY = (0.3127, 0.3290)
 
 
 class Tag(IntEnum):
@@ -313,40 +312,22 @@ def _vector3(
 def camera_neutral(color: ColorMetadata) -> tuple[np.ndarray, str]:
     """The AsShotNeutral to write, and a note when it had to be derived.
 
-    Uses ``color.as_shot_neutral`` when present. Otherwise computes the camera neutral
-    of the as-shot white (AsShotWhiteXY, else D65) the way the DNG spec maps XYZ to
-    camera space, ``AB * (CC @ CM @ XYZ)``, with the ColorMatrix whose illuminant is D65
-    (21) when there is one; and falls back to (1, 1, 1) without a usable matrix.
+    Uses ``color.as_shot_neutral`` when present. Otherwise the stored-value neutral of the
+    as-shot white (AsShotWhiteXY, else D65) through the DNG colour maths of
+    :mod:`core.color` (``AB @ CC @ CM(xy) @ XYZ``); (1, 1, 1) without a usable matrix.
 
     Returns:
         ((3,) float64 neutral, green normalised to 1 when derived; note or "").
     """
+    from core.color import D65_XY, xy_to_xyz, xyz_to_stored
+
     given = _vector3(color.as_shot_neutral, "as_shot_neutral")
     if given is not None:
         return given, ""
-    cm1 = _matrix(color.color_matrix1, "color_matrix1")
-    cm2 = _matrix(color.color_matrix2, "color_matrix2")
-    cm = (
-        cm2
-        if (
-            cm2 is not None
-            and (color.calibration_illuminant2 == 21 or color.calibration_illuminant1 != 21)
-        )
-        else cm1
-    )
-    if cm is None:
+    if _matrix(color.color_matrix1, "color_matrix1") is None:
         return np.ones(3), "no AsShotNeutral and no ColorMatrix: wrote AsShotNeutral 1 1 1"
-    x, y = color.as_shot_white_xy or _D65_XY
-    xyz = np.array([x / y, 1.0, (1.0 - x - y) / y])
-    cam = cm @ xyz
-    cc = _matrix(
-        color.camera_calibration2 if cm is cm2 else color.camera_calibration1, "camera_calibration"
-    )
-    if cc is not None:
-        cam = cc @ cam
-    ab = _vector3(color.analog_balance, "analog_balance")
-    if ab is not None:
-        cam = ab * cam
+    xy = np.asarray(color.as_shot_white_xy or D65_XY, dtype=np.float64)
+    cam = xyz_to_stored(color, xy) @ xy_to_xyz(xy)
     if not np.all(cam > 0):
         return np.ones(3), "derived AsShotNeutral not positive: wrote AsShotNeutral 1 1 1"
     source = "AsShotWhiteXY" if color.as_shot_white_xy else "D65"
