@@ -286,11 +286,43 @@ class Linear48Net(nn.Module):
         t = torch.clamp(lum_pos / self.config.bin_ev + 0.5 * (k - 1), 0.0, float(k - 1))
         return torch.relu(1.0 - torch.abs(t - self.centres))
 
-    def gain_grid(self, pro: Tensor, guide: Tensor, conf: Tensor) -> GainGrid:
-        """The gain head over a whole frame: (N, bins, H/pool_px, W/pool_px) log gains."""
+    def exposure_sums(self, guide: Tensor, pro: Tensor, conf: Tensor) -> Tensor:
+        """Additive statistics behind :meth:`exposure` for one window of the frame.
+
+        Shapes: (N, 3, h, w) x2, (N, 1, h, w) -> (N, 4): sum of log2 guidance luminance,
+        pixel count, confidence-weighted sum of the log2 ratio, sum of weights. Summing them
+        over windows that partition the frame and calling :meth:`exposure_from_sums` gives
+        exactly :meth:`exposure` of the whole frame (streaming, DESIGN §6).
+        """
+        pro, guide, conf = sanitize(pro), sanitize(guide), torch.clamp(sanitize(conf), 0, 1)
+        lg, lp = _log2(luminance_t(guide)), _log2(luminance_t(pro))
+        wgt = conf * (lp > -20.0).float()
+        ratio = torch.clamp(lg - lp, -MAX_GLOBAL_EV, MAX_GLOBAL_EV)
+        n = torch.full_like(lg.sum(dim=(1, 2, 3)), float(lg[0].numel()))
+        return torch.stack(
+            [lg.sum(dim=(1, 2, 3)), n, (ratio * wgt).sum(dim=(1, 2, 3)), wgt.sum(dim=(1, 2, 3))],
+            dim=1,
+        )
+
+    @staticmethod
+    def exposure_from_sums(sums: Tensor) -> tuple[Tensor, Tensor]:
+        """(exposure, log2_global), each (N, 1, 1, 1) EV, from summed :meth:`exposure_sums`."""
+        exposure = torch.clamp(sums[:, 0] / sums[:, 1], -30.0, 20.0).view(-1, 1, 1, 1)
+        glob = (sums[:, 2] / (sums[:, 3] + 1e-6)).view(-1, 1, 1, 1)
+        return exposure, torch.clamp(glob, -MAX_GLOBAL_EV, MAX_GLOBAL_EV)
+
+    def splat(
+        self, pro: Tensor, guide: Tensor, conf: Tensor, exposure: Tensor, log2_global: Tensor
+    ) -> Tensor:
+        """The gain head's low-resolution input for one window: (N, 2*bins + 7, h/p, w/p).
+
+        p = ``pool_px``; cells are averages over p x p pixels (the last row/column of cells
+        may be partial). A window whose origin is a multiple of p gives exactly the rows
+        and columns of the whole frame's splat that it covers, so a frame can be splatted
+        band by band without holding its full-resolution features (DESIGN §6).
+        """
         pro, guide, conf = sanitize(pro), sanitize(guide), torch.clamp(sanitize(conf), 0, 1)
         self._check(pro, guide, conf)
-        exposure, log2_global = self.exposure(guide, pro, conf)
         f = self.features(pro, guide, conf, exposure, log2_global)
         wts = self.bin_weights(f.lum_pos)
         p = self.config.pool_px
@@ -298,9 +330,12 @@ class Linear48Net(nn.Module):
         wc = wts * conf
         den = pool(wc, p, ceil_mode=True)
         num = pool(wc * (f.ratio_ev / 4.0), p, ceil_mode=True)
-        x = torch.cat(
-            [num / (den + 1e-3), torch.sqrt(den), pool(f.feats, p, ceil_mode=True)], dim=1
-        )
+        return torch.cat([num / (den + 1e-3), torch.sqrt(den), pool(f.feats, p, ceil_mode=True)], 1)
+
+    def grid_head(self, x: Tensor) -> Tensor:
+        """The gain head's UNet on a splatted grid: (N, 2*bins + 7, h, w) -> (N, bins, h, w)
+        natural-log gains, bounded by ``s * tanh`` and the hard clamp. Fixed-size low-res
+        input: the part exported to Core ML as the gain model."""
         e1 = self.enc1(x)
         e2 = self.enc2(self.pool(e1))
         m = self.mid(self.pool(e2))
@@ -309,37 +344,51 @@ class Linear48Net(nn.Module):
         d2 = nnf.interpolate(d2, size=e1.shape[-2:], mode="bilinear", align_corners=False)
         h = self.gain_out(self.dec1(torch.cat([d2, e1], 1)))
         lim = self.config.max_log_gain
-        log_gain = torch.clamp(self.scale * torch.tanh(h), -lim, lim)
-        return GainGrid(log_gain, log2_global, exposure)
+        return torch.clamp(self.scale * torch.tanh(h), -lim, lim)
+
+    def gain_grid(self, pro: Tensor, guide: Tensor, conf: Tensor) -> GainGrid:
+        """The gain head over a whole frame: (N, bins, H/pool_px, W/pool_px) log gains."""
+        pro, guide, conf = sanitize(pro), sanitize(guide), torch.clamp(sanitize(conf), 0, 1)
+        self._check(pro, guide, conf)
+        exposure, log2_global = self.exposure(guide, pro, conf)
+        x = self.splat(pro, guide, conf, exposure, log2_global)
+        return GainGrid(self.grid_head(x), log2_global, exposure)
+
+    def upsample_grid(
+        self, grid: GainGrid, shape: tuple[int, int], origin: tuple[int, int] = (0, 0)
+    ) -> Tensor:
+        """The grid's per-bin log gains upsampled onto a window: (N, bins, h, w).
+
+        Bilinear, cell-centred (cell (i, j) centred at pool_px * i + (pool_px - 1) / 2),
+        for a window of ``shape`` (h, w) whose top-left is ``origin`` (y, x) in frame
+        pixels. This is the tile input of the exported detail model.
+        """
+        p = self.config.pool_px
+        h, w = shape
+        gh, gw = grid.log_gain.shape[-2:]
+        if origin == (0, 0) and (h + p - 1) // p == gh and (w + p - 1) // p == gw:
+            return nnf.interpolate(
+                grid.log_gain, scale_factor=float(p), mode="bilinear", align_corners=False
+            )[..., :h, :w]
+        # A tile: crop the grid (spare cells each side), upsample, crop pixels. Half-pixel
+        # centres keep the frame mapping: crop cell k = frame cell i0 + k. The spare cells
+        # make the interpolation inside the window identical to the whole-frame one; at
+        # the frame edge the crop edge is the frame edge.
+        y0, x0 = origin
+        i0, j0 = max(0, y0 // p - 2), max(0, x0 // p - 2)
+        i1, j1 = min(gh, (y0 + h) // p + 3), min(gw, (x0 + w) // p + 3)
+        crop = grid.log_gain[..., i0:i1, j0:j1]
+        up = nnf.interpolate(crop, scale_factor=float(p), mode="bilinear", align_corners=False)
+        oy, ox = y0 - i0 * p, x0 - j0 * p
+        return up[..., oy : oy + h, ox : ox + w]
 
     def slice_gain(
         self, grid: GainGrid, lum_pos: Tensor, origin: tuple[int, int] = (0, 0)
     ) -> Tensor:
-        """Per-pixel natural-log local gain (N, 1, H, W) from the grid.
-
-        The grid is upsampled bilinearly, cell-centred (cell (i, j) centred at
-        pool_px * i + (pool_px - 1) / 2), onto the pixels of a window of ``lum_pos``'s size
-        whose top-left is ``origin`` (y, x) in frame pixels; then each pixel takes the tent-
-        weighted mix of the bins at its intensity.
-        """
-        p = self.config.pool_px
-        h, w = lum_pos.shape[-2:]
-        gh, gw = grid.log_gain.shape[-2:]
-        if origin == (0, 0) and (h + p - 1) // p == gh and (w + p - 1) // p == gw:
-            up = nnf.interpolate(
-                grid.log_gain, scale_factor=float(p), mode="bilinear", align_corners=False
-            )[..., :h, :w]
-        else:  # a tile: crop the grid (one spare cell each side), upsample, crop pixels
-            y0, x0 = origin
-            i0, j0 = max(0, y0 // p - 2), max(0, x0 // p - 2)
-            i1, j1 = min(gh, (y0 + h) // p + 3), min(gw, (x0 + w) // p + 3)
-            crop = grid.log_gain[..., i0:i1, j0:j1]
-            up = nnf.interpolate(crop, scale_factor=float(p), mode="bilinear", align_corners=False)
-            # Half-pixel centres keep the frame mapping: crop cell k = frame cell i0 + k. The
-            # spare cells make the interpolation inside the window identical to the whole-
-            # frame one; at the frame edge the crop edge is the frame edge.
-            oy, ox = y0 - i0 * p, x0 - j0 * p
-            up = up[..., oy : oy + h, ox : ox + w]
+        """Per-pixel natural-log local gain (N, 1, H, W) from the grid: each pixel takes
+        the tent-weighted mix of the upsampled bins (:meth:`upsample_grid`) at its
+        intensity ``lum_pos`` (N, 1, H, W)."""
+        up = self.upsample_grid(grid, (lum_pos.shape[-2], lum_pos.shape[-1]), origin)
         return (self.bin_weights(lum_pos) * up).sum(dim=1, keepdim=True)
 
     def render(
@@ -351,15 +400,36 @@ class Linear48Net(nn.Module):
         origin: tuple[int, int] = (0, 0),
     ) -> NetOutput:
         """Detail head and composition on a window (whole frame or a tile) given the grid."""
+        up = self.upsample_grid(grid, (pro.shape[-2], pro.shape[-1]), origin)
+        return self.render_bins(pro, guide, conf, up, grid.log2_global, grid.exposure, grid)
+
+    def render_bins(
+        self,
+        pro: Tensor,
+        guide: Tensor,
+        conf: Tensor,
+        gain_bins: Tensor,
+        log2_global: Tensor,
+        exposure: Tensor,
+        grid: GainGrid | None = None,
+    ) -> NetOutput:
+        """Detail head and composition from already-upsampled grid bins.
+
+        Shapes: pro, guide (N, 3, h, w); conf (N, 1, h, w); gain_bins (N, bins, h, w) from
+        :meth:`upsample_grid`; log2_global, exposure (N, 1, 1, 1) EV. Everything here is
+        per pixel or a 9x9 neighbourhood: the tile function exported to Core ML.
+        """
         pro, guide, conf = sanitize(pro), sanitize(guide), torch.clamp(sanitize(conf), 0, 1)
         self._check(pro, guide, conf)
-        f = self.features(pro, guide, conf, grid.exposure, grid.log2_global)
-        log_gain = self.slice_gain(grid, f.lum_pos, origin)
-        base = pro * torch.exp2(grid.log2_global) * torch.exp(log_gain)
+        f = self.features(pro, guide, conf, exposure, log2_global)
+        log_gain = (self.bin_weights(f.lum_pos) * gain_bins).sum(dim=1, keepdim=True)
+        base = pro * torch.exp2(log2_global) * torch.exp(log_gain)
         pro_feats = torch.cat([f.feats[:, 0:1], f.feats[:, 3:7]], 1)
         d = self.detail(torch.cat([pro_feats, log_gain / self.config.max_log_gain], 1))
         m = self.local_mean(luminance_t(base))
         residual = self.config.rho * torch.tanh(d) * m
+        if grid is None:
+            grid = GainGrid(gain_bins[..., :0, :0], log2_global, exposure)
         return NetOutput(torch.relu(base + residual), log_gain, residual, grid)
 
     def forward(self, pro: Tensor, guide: Tensor, conf: Tensor) -> NetOutput:
