@@ -16,6 +16,7 @@ import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -199,9 +200,7 @@ def run_simulated(
         tags = (SCENES[name].kind, f"ltm:{meta.get('ltm', '?')}")
         rows.append(
             _safe(
-                lambda e=entry, t=tags, p=paths: evaluate_entry(
-                    e, truth_path=p.truth, tags=t, cancel=token
-                ),
+                partial(evaluate_entry, entry, truth_path=paths.truth, tags=tags, cancel=token),
                 name,
                 entry,
             )
@@ -225,8 +224,12 @@ def run_entries(
         truth = entry.raw12.parent / "truth.npy"
         rows.append(
             _safe(
-                lambda e=entry, t=truth: evaluate_entry(
-                    e, truth_path=t if t.is_file() else None, tags=("folder",), cancel=token
+                partial(
+                    evaluate_entry,
+                    entry,
+                    truth_path=truth if truth.is_file() else None,
+                    tags=("folder",),
+                    cancel=token,
                 ),
                 entry.name,
                 entry,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtGui import QAction
+from PySide6.QtGui import QAction, QStandardItemModel
 from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
@@ -114,7 +114,8 @@ class ConvertPanel(QWidget):
             self.method.setCurrentIndex(max(0, self.method.findData(s.method)))
             self.format.setCurrentIndex(max(0, self.format.findData(s.sample_format)))
             self.layout_box.setCurrentIndex(max(0, self.layout_box.findData(s.layout)))
-            strips = self.layout_box.model().item(1)
+            model = self.layout_box.model()
+            strips = model.item(1) if isinstance(model, QStandardItemModel) else None
             if strips is not None:
                 strips.setEnabled(s.sample_format == "uint16")
             self.output.setText("" if s.output_path is None else str(s.output_path))

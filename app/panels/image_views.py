@@ -168,14 +168,25 @@ class ImagePane(QWidget):
         view = (rect.left() / s, rect.top() / s, rect.right() / s, rect.bottom() / s)
         dpr = self.devicePixelRatioF() or 1.0
         screen = (int(self.view.width() * dpr), int(self.view.height() * dpr))
-        if screen[0] < 8 or screen[1] < 8:
-            view, screen = None, (2048, 2048)
-        crop = self._pyramid.crop(view, screen)
+        crop_view: tuple[float, float, float, float] | None = view
+        if screen[0] < 8 or screen[1] < 8:  # not laid out yet: a coarse whole frame
+            crop_view, screen = None, (2048, 2048)
+        crop = self._pyramid.crop(crop_view, screen)
         self.last_crop_level = crop.level
         rgb = self._shaper(crop.data)
         self.image.setImage(rgb, autoLevels=False, levels=(0, 255))
         x, y, w, h = crop.rect
         self.image.setRect(QRectF(x * s, y * s, w * s, h * s))
+
+    def colormap_lut(self) -> np.ndarray:
+        """The (256, 3) uint8 lookup table of a colormap pane.
+
+        Raises:
+            ValueError: the pane was built without a colormap.
+        """
+        if self.lut is None:
+            raise ValueError(f"pane {self.key!r} has no colormap")
+        return self.lut
 
     # -- overlays -----------------------------------------------------------------------
     def _mouse_moved(self, pos: QPointF) -> None:
@@ -320,19 +331,19 @@ class PaneGrid(QWidget):
         self.panes["output"].title_label.setText(f"<b>Output — {a.method}</b>")
         g0 = float(np.log2(a.global_gain))
         glim = max(float(np.nanmax(np.abs(a.gain_log2 - g0))), 0.05)
-        lut = self.panes["gain"].lut
+        lut = self.panes["gain"].colormap_lut()
         self.panes["gain"].set_source(
             a.gain_log2,
             lambda c: render_scalar(c, g0 - glim, g0 + glim, lut),
             levels=(g0 - glim, g0 + glim),
         )
         dlim = symmetric_levels(a.diff_ev, floor=0.05)
-        dlut = self.panes["diff"].lut
+        dlut = self.panes["diff"].colormap_lut()
         self.panes["diff"].set_source(
             a.diff_ev, lambda c: render_scalar(c, -dlim, dlim, dlut), levels=(-dlim, dlim)
         )
         hlim = symmetric_levels(a.halo, floor=0.01)
-        hlut = self.panes["halo"].lut
+        hlut = self.panes["halo"].colormap_lut()
         self.panes["halo"].set_source(
             a.halo, lambda c: render_scalar(c, -hlim, hlim, hlut), levels=(-hlim, hlim)
         )

@@ -38,10 +38,10 @@ from app.qa import (
     to_markdown,
 )
 from app.state import AppState, BusyTask
-from app.workers import Workers, describe_error
+from app.workers import TaskHandle, Workers, describe_error
 from core.errors import Linear48Error
 from core.io.atomic import atomic_write_text
-from core.progress import Progress
+from core.progress import CancelToken, Progress, ProgressCallback
 
 SIZES = ((128, 96), (256, 192), (512, 384), (1008, 756))
 VERDICT_COLOURS = {"pass": "#7bd88f", "FAIL": "#ff6b6b", "error": "#ffb454"}
@@ -72,13 +72,13 @@ class QaPanel(QWidget):
     def __init__(self, state: AppState, workers: Workers, qa_folder: Path) -> None:
         super().__init__()
         self.state, self.workers, self.qa_folder = state, workers, qa_folder
-        self.task = None
+        self.task: TaskHandle | None = None
         self.run_button = QPushButton("Run simulated QA set")
         self.run_button.clicked.connect(self.run_simulated)
-        self.size = QComboBox()
+        self.size_box = QComboBox()
         for w, h in SIZES:
-            self.size.addItem(f"RAW12 {w}×{h}", (w, h))
-        self.size.setCurrentIndex(1)
+            self.size_box.addItem(f"RAW12 {w}×{h}", (w, h))
+        self.size_box.setCurrentIndex(1)
         folder_button = QPushButton("Evaluate folder…")
         folder_button.clicked.connect(self._choose_folder)
         self.csv_button = QPushButton("Export CSV…")
@@ -86,8 +86,8 @@ class QaPanel(QWidget):
         self.md_button = QPushButton("Export Markdown…")
         self.md_button.clicked.connect(lambda: self._export("md"))
         top = QHBoxLayout()
-        for w in (self.run_button, self.size, folder_button):
-            top.addWidget(w)
+        for widget in (self.run_button, self.size_box, folder_button):
+            top.addWidget(widget)
         top.addStretch(1)
         top.addWidget(self.csv_button)
         top.addWidget(self.md_button)
@@ -205,16 +205,16 @@ class QaPanel(QWidget):
     # -- running ------------------------------------------------------------------------
     def run_simulated(self) -> None:
         """Write and evaluate the simulator's QA set in the background."""
-        size = self.size.currentData()
+        size = self.size_box.currentData()
         folder = self.qa_folder
         self._run(lambda p, c: run_simulated(folder, size=size, progress=p, cancel=c))
 
     def run_folder(self, folder: Path) -> None:
         """Evaluate every pair found under ``folder``."""
 
-        def task(p: Callable[[Progress], None], c: object) -> list[QaRow]:
+        def task(p: ProgressCallback, c: CancelToken) -> list[QaRow]:
             entries, problems = find_pairs([folder])
-            rows = run_entries(entries, progress=p, cancel=c)  # type: ignore[arg-type]
+            rows = run_entries(entries, progress=p, cancel=c)
             return rows + [QaRow(text.split(":")[0], None, error=text) for text in problems]
 
         self._run(task)

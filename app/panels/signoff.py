@@ -146,7 +146,11 @@ class SignoffPanel(QWidget):
         """Set one scene's verdict and note (what a reviewer does by hand)."""
         combo = self.verdicts[scene]
         combo.setCurrentIndex(combo.findData(verdict))
-        self.table.item(self.scenes.index(scene), 3).setText(note)
+        item = self.table.item(self.scenes.index(scene), 3)
+        if item is None:
+            item = QTableWidgetItem()
+            self.table.setItem(self.scenes.index(scene), 3, item)
+        item.setText(note)
 
     def _missing(self) -> list[str]:
         out = []
@@ -168,13 +172,18 @@ class SignoffPanel(QWidget):
             self.status.setText("needs: " + ", ".join(missing))
         self._list_records()
 
+    def _note(self, row: int) -> str:
+        """The reviewer's note of table row ``row`` (empty when the cell has no item)."""
+        item = self.table.item(row, 3)
+        return "" if item is None else item.text()
+
     def sign(self) -> Path | None:
         """Write the record; returns its path (None when something is missing)."""
         quant = self.quantization()
         if self._missing() or quant is None:
             return None
         verdicts = [
-            SceneVerdict(s, self.verdicts[s].currentData(), {}, self.table.item(i, 3).text())
+            SceneVerdict(s, self.verdicts[s].currentData(), {}, self._note(i))
             for i, s in enumerate(self.scenes)
         ]
         try:
