@@ -8,11 +8,20 @@ Scalars go to ``<root>/<name>/tb/events.out.tfevents.*``: TensorBoard's own file
 (TFRecord framing with masked CRC-32C around ``Event`` protocol buffers), written here
 directly so no TensorBoard/protobuf dependency is needed; ``tensorboard --logdir <root>``
 reads them. :func:`read_scalars` reads them back (tests).
+
+The same scalars also go, one JSON object per line, to ``<root>/<name>/tb/scalars.jsonl``
+(:data:`SCALARS_FILE`): ``{"tag": "loss/total", "step": 100, "value": 0.042,
+"wall_time": 1795523089.5}``, ``value`` null when not finite, ``wall_time`` (UTC seconds)
+absent in files rebuilt from event files. It is the plain format other tools read without
+parsing protocol buffers: the GUI's Experiments tab draws its loss curves from it (app does
+not import training). :func:`backfill_scalars` writes it for runs recorded before it
+existed.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
 import struct
 import subprocess
@@ -25,9 +34,12 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import ConfigError
+from core.io.atomic import atomic_write_text
 
 STATUSES = ("SUCCESS", "WIP", "FAILED", "ANALYSIS", "PLANNED")
 DEFAULT_ROOT = Path("out") / "training"
+#: The plain scalars file beside the event files (format in the module docstring).
+SCALARS_FILE = "scalars.jsonl"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -272,14 +284,29 @@ def _event(
     return msg
 
 
+def _scalar_line(tag: str, step: int, value: float, wall_time: float | None) -> str:
+    """One line of :data:`SCALARS_FILE` (non-finite values become null)."""
+    rec: dict[str, Any] = {
+        "tag": tag,
+        "step": int(step),
+        "value": float(value) if math.isfinite(value) else None,
+    }
+    if wall_time is not None:
+        rec["wall_time"] = round(wall_time, 3)
+    return json.dumps(rec) + "\n"
+
+
 class ScalarWriter:
-    """Append scalars to a TensorBoard event file in ``folder``."""
+    """Append scalars to a TensorBoard event file in ``folder`` and to its
+    :data:`SCALARS_FILE` (appended across resumed runs)."""
 
     def __init__(self, folder: str | Path) -> None:
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.path = self.folder / f"events.out.tfevents.{int(time.time())}.linear48"
+        self.scalars_path = self.folder / SCALARS_FILE
         self._handle = self.path.open("ab")
+        self._jsonl = self.scalars_path.open("a", encoding="utf-8")
         self._write(_event(time.time(), 0, file_version="brain.Event:2"))
 
     def _write(self, record: bytes) -> None:
@@ -288,16 +315,41 @@ class ScalarWriter:
         self._handle.write(record + struct.pack("<I", _masked_crc(record)))
 
     def add_scalar(self, tag: str, value: float, step: int) -> None:
-        """One scalar point."""
-        self._write(_event(time.time(), step, tag=tag, value=float(value)))
+        """One scalar point (both files)."""
+        now = time.time()
+        self._write(_event(now, step, tag=tag, value=float(value)))
+        self._jsonl.write(_scalar_line(tag, step, float(value), now))
 
     def flush(self) -> None:
-        """Flush to disk."""
+        """Flush both files to disk."""
         self._handle.flush()
+        self._jsonl.flush()
 
     def close(self) -> None:
-        """Close the file."""
+        """Close both files."""
         self._handle.close()
+        self._jsonl.close()
+
+
+def backfill_scalars(folder: str | Path) -> Path:
+    """Write ``folder``'s :data:`SCALARS_FILE` from its event files (oldest file first),
+    for runs recorded before the file existed; replaces an existing one.
+
+    Returns its path. Raises: FileNotFoundError when ``folder`` holds no event file;
+    ValueError when an event file fails its CRC (nothing is written then).
+    """
+    folder = Path(folder)
+    events = sorted(folder.glob("events.out.tfevents.*"))
+    if not events:
+        raise FileNotFoundError(f"{folder}: no TensorBoard event files to read")
+    lines = [
+        _scalar_line(tag, step, value, None)
+        for path in events
+        for tag, step, value in read_scalars(path)
+    ]
+    out = folder / SCALARS_FILE
+    atomic_write_text(out, "".join(lines))
+    return out
 
 
 def _read_varint(buf: bytes, pos: int) -> tuple[int, int]:

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
 from core.errors import ConfigError
 from training.config import TrainConfig, config_from_dict, load_config
-from training.tracking import Registry, ScalarWriter, dashboard_markdown, read_scalars
+from training.tracking import (
+    SCALARS_FILE,
+    Registry,
+    ScalarWriter,
+    backfill_scalars,
+    dashboard_markdown,
+    read_scalars,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -47,6 +55,44 @@ def test_tensorboard_events_round_trip(tmp_path: Path) -> None:
     w.path.write_bytes(bytes(data))
     with pytest.raises(ValueError, match="CRC"):
         read_scalars(w.path)
+
+
+def test_scalars_jsonl_beside_the_events(tmp_path: Path) -> None:
+    w = ScalarWriter(tmp_path)
+    w.add_scalar("loss/total", 0.5, 1)
+    w.add_scalar("loss/range", float("nan"), 1)
+    w.add_scalar("loss/total", 0.25, 2)
+    w.flush()
+    lines = [json.loads(line) for line in (tmp_path / SCALARS_FILE).read_text().splitlines()]
+    w.close()
+    assert w.scalars_path == tmp_path / SCALARS_FILE
+    assert [(r["tag"], r["step"], r["value"]) for r in lines] == [
+        ("loss/total", 1, 0.5),
+        ("loss/range", 1, None),  # non-finite -> null: the file stays standard JSON
+        ("loss/total", 2, 0.25),
+    ]
+    assert all(isinstance(r["wall_time"], float) for r in lines)
+    again = ScalarWriter(tmp_path)  # a resumed run appends to the same scalars file
+    again.add_scalar("loss/total", 0.125, 3)
+    again.close()
+    steps = [json.loads(x)["step"] for x in (tmp_path / SCALARS_FILE).read_text().splitlines()]
+    assert steps == [1, 1, 2, 3]
+
+
+def test_backfill_scalars_from_event_files(tmp_path: Path) -> None:
+    w = ScalarWriter(tmp_path)
+    w.add_scalar("loss/anchor", 0.75, 10)
+    w.add_scalar("model/scale", 1.5, 10)
+    w.close()
+    (tmp_path / SCALARS_FILE).unlink()  # a run recorded before the file existed
+    out = backfill_scalars(tmp_path)
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert lines == [
+        {"tag": "loss/anchor", "step": 10, "value": 0.75},
+        {"tag": "model/scale", "step": 10, "value": 1.5},
+    ]
+    with pytest.raises(FileNotFoundError, match="no TensorBoard event files"):
+        backfill_scalars(tmp_path / "empty")
 
 
 def test_shipped_configs_load() -> None:
