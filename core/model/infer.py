@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,10 +30,10 @@ from core.baselines import baseline_gain_field
 from core.cfa import CfaPattern
 from core.demosaic import demosaic
 from core.errors import ShapeError
-from core.inference.tiling import Tile, TilePlan, plan_tiles, run_tiled
+from core.inference.tiling import Tile, plan_tiles, run_tiled
 from core.model.checkpoint import load_checkpoint
 from core.model.net import GainGrid, Linear48Net, ModelConfig, upsample_guidance
-from core.progress import CancelToken, ProgressCallback, no_progress
+from core.progress import CancelToken, Progress, ProgressCallback, no_progress
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,9 @@ __all__ = [
     "load_default_model",
     "load_model",
     "predict",
+    "predict_tiled",
     "prepare_inputs",
+    "streaming_gain_grid",
 ]
 
 #: The shipped default model.
@@ -242,26 +244,96 @@ def _finish(
 WHOLE_IMAGE_MAX_PIXELS = 4_000_000
 
 
-def _render_tiles(
-    net: Linear48Net,
-    inputs: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
-    grid: GainGrid,
-    wb: torch.Tensor,
-    plan: TilePlan,
-    progress: ProgressCallback,
-    cancel: CancelToken | None,
-) -> np.ndarray:
-    """Detail head + composition per tile; returns (4, H, W): RGB Camera48, natural-log gain."""
-    pro, guide, conf = inputs
+class _WindowInputs:
+    """Network inputs for any window of the frame, built on demand (DESIGN §6 streaming).
 
-    def tile_fn(tile: Tile) -> np.ndarray:
-        win = (slice(None), slice(None), slice(tile.y0, tile.y1), slice(tile.x0, tile.x1))
-        with torch.inference_mode():
-            res = net.render(pro[win], guide[win], conf[win], grid, origin=(tile.y0, tile.x0))
-            rgb = torch.nan_to_num(res.output / wb, nan=0.0, posinf=0.0)[0]
-            return torch.cat([rgb, res.log_gain[0]], 0).numpy()
+    Holds the frame's Camera48 (a reference, not a copy), the 12MP guidance and confidence
+    (3 + 1 planes at 12MP: a quarter of one 48MP plane each) and the white-balance gains;
+    :meth:`window` returns (pro, guide, conf) for a box exactly as :func:`prepare_inputs`
+    would have cropped them from whole-frame tensors, so no 48MP tensor is ever built.
+    """
 
-    return run_tiled(tile_fn, plan, 4, progress=progress, cancel=cancel)
+    def __init__(
+        self,
+        camera48: np.ndarray,
+        anchor: np.ndarray,
+        cfa: CfaPattern,
+        wb_gains: np.ndarray,
+        unclipped: np.ndarray | None,
+        demosaic_method: str,
+    ) -> None:
+        if camera48.ndim != 3 or camera48.shape[0] != 3:
+            raise ShapeError(f"camera48 must be (3, H48, W48), got {camera48.shape}")
+        h48, w48 = camera48.shape[1:]
+        if anchor.shape != (h48 // 2, w48 // 2) or h48 % 2 or w48 % 2:
+            raise ShapeError(f"anchor {anchor.shape} is not half of camera48 {camera48.shape[1:]}")
+        wb = np.asarray(wb_gains, dtype=np.float32).reshape(3, 1, 1)
+        if not np.all(np.isfinite(wb)) or np.any(wb <= 0):
+            raise ShapeError(f"wb_gains must be 3 positive finite numbers, got {wb.ravel()}")
+        mask = (anchor < CLIP_FRACTION) if unclipped is None else unclipped
+        self.camera48 = camera48
+        self.wb = wb
+        self.guide12 = torch.from_numpy(demosaic(anchor, cfa, demosaic_method) * wb)[None]
+        conf12 = demosaic(mask.astype(np.float32), cfa, "bilinear").min(axis=0, keepdims=True)
+        self.conf12 = torch.from_numpy(np.ascontiguousarray(conf12))[None]
+        self.shape = (h48, w48)
+
+    def _upsampled(self, src: torch.Tensor, y0: int, y1: int, x0: int, x1: int) -> torch.Tensor:
+        """:func:`upsample_guidance` of ``src`` cropped to the 48MP box [y0, y1) x [x0, x1).
+
+        Bilinear 2x with half-pixel centres reads 12MP rows floor(y/2) - 1 .. floor(y/2) + 1,
+        so a one-pixel 12MP margin (clamped at the frame edge, where the whole-frame
+        interpolation clamps too) makes the crop exact.
+        """
+        h12, w12 = src.shape[-2:]
+        a0, a1 = max(0, y0 // 2 - 1), min(h12, (y1 + 1) // 2 + 1)
+        b0, b1 = max(0, x0 // 2 - 1), min(w12, (x1 + 1) // 2 + 1)
+        up = upsample_guidance(src[..., a0:a1, b0:b1])
+        return up[..., y0 - 2 * a0 : y1 - 2 * a0, x0 - 2 * b0 : x1 - 2 * b0]
+
+    def window(
+        self, y0: int, y1: int, x0: int, x1: int
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(pro, guide, conf) for the box, shapes (1, 3|3|1, y1 - y0, x1 - x0)."""
+        pro = torch.from_numpy(self.camera48[:, y0:y1, x0:x1] * self.wb)[None]
+        return (
+            pro,
+            self._upsampled(self.guide12, y0, y1, x0, x1),
+            self._upsampled(self.conf12, y0, y1, x0, x1),
+        )
+
+
+#: Rows per band of the streaming gain-grid passes (a multiple of every pool_px used).
+GRID_BAND_ROWS = 256
+
+
+def streaming_gain_grid(
+    net: Linear48Net, inputs: _WindowInputs, *, cancel: CancelToken | None = None
+) -> GainGrid:
+    """:meth:`Linear48Net.gain_grid` of the whole frame, computed band by band.
+
+    Pass 1 sums the exposure statistics over row bands; pass 2 splats each band onto its
+    rows of the low-resolution grid; the gain head's UNet then runs once on the grid.
+    Peak memory is one band's features (~``GRID_BAND_ROWS`` x W x 30 floats), not the
+    frame's; the result equals the whole-frame computation up to float summation order.
+    """
+    token = cancel or CancelToken()
+    h, w = inputs.shape
+    p = net.config.pool_px
+    band = max(p, GRID_BAND_ROWS // p * p)
+    bands = [(y, min(h, y + band)) for y in range(0, h, band)]
+    with torch.inference_mode():
+        sums = torch.zeros(1, 4, dtype=torch.float64)
+        for y0, y1 in bands:
+            token.raise_if_cancelled()
+            pro, guide, conf = inputs.window(y0, y1, 0, w)
+            sums += net.exposure_sums(guide, pro, conf).double()
+        exposure, log2_global = Linear48Net.exposure_from_sums(sums.float())
+        rows = []
+        for y0, y1 in bands:
+            token.raise_if_cancelled()
+            rows.append(net.splat(*inputs.window(y0, y1, 0, w), exposure, log2_global))
+        return GainGrid(net.grid_head(torch.cat(rows, dim=2)), log2_global, exposure)
 
 
 def predict_tiled(
@@ -279,14 +351,15 @@ def predict_tiled(
     progress: ProgressCallback = no_progress,
     cancel: CancelToken | None = None,
 ) -> ModelOutput:
-    """:func:`predict` with the detail head run tile by tile (DESIGN §6).
+    """:func:`predict` with bounded memory: streamed gain grid, detail head per tile.
 
-    The gain head runs once over the whole frame at low resolution; each tile (from
-    :func:`core.inference.tiling.plan_tiles`, CFA-aligned, raised-cosine blended) slices
-    that grid at its own origin and runs the detail head on its pixels only, so peak
-    memory is bounded by the tile, not by the network's full-resolution activations.
-    Equal to :func:`predict` within float rounding wherever the detail head's reach
-    (5 px) fits in the blend margin (12 px).
+    The gain head sees the whole frame at low resolution (:func:`streaming_gain_grid`,
+    band by band); each tile (from :func:`core.inference.tiling.plan_tiles`, CFA-aligned,
+    raised-cosine blended) builds its own inputs from Camera48 and the 12MP guidance,
+    slices the grid at its origin and runs the detail head on its pixels only. No 48MP
+    input tensor exists; memory is the output (4 planes), one tile's activations and the
+    frame's Camera48. Equal to :func:`predict` within float rounding wherever the detail
+    head's reach (5 px) fits in the blend margin (12 px).
     """
     t0 = time.perf_counter()
     net = model.net if isinstance(model, LoadedModel) else model
@@ -298,20 +371,24 @@ def predict_tiled(
         overlap_px=overlap_px,
         enforce_design_bounds=False,
     )
-    pro, guide, conf = prepare_inputs(
-        camera48, anchor, cfa, wb_gains, unclipped=unclipped, demosaic_method=demosaic_method
-    )
-    wb = torch.from_numpy(np.asarray(wb_gains, dtype=np.float32).reshape(1, 3, 1, 1))
+    inputs = _WindowInputs(camera48, anchor, cfa, wb_gains, unclipped, demosaic_method)
+    wb = torch.from_numpy(inputs.wb[None])
     net.eval()
-    with torch.inference_mode():
-        grid = net.gain_grid(pro, guide, conf)
+    progress(Progress("model", 0, 1, "gain grid"))
+    grid = streaming_gain_grid(net, inputs, cancel=cancel)
     log2_global = float(grid.log2_global.flatten()[0])
-    blended = _render_tiles(net, (pro, guide, conf), grid, wb, plan, progress, cancel)
-    del pro, guide, conf  # 48MP inputs: free them before the refinement
-    image = np.ascontiguousarray(blended[:3])
+
+    def tile_fn(tile: Tile) -> np.ndarray:
+        with torch.inference_mode():
+            pro, guide, conf = inputs.window(tile.y0, tile.y1, tile.x0, tile.x1)
+            res = net.render(pro, guide, conf, grid, origin=(tile.y0, tile.x0))
+            rgb = torch.nan_to_num(res.output / wb, nan=0.0, posinf=0.0)[0]
+            return torch.cat([rgb, res.log_gain[0]], 0).numpy()
+
+    blended = run_tiled(tile_fn, plan, 4, progress=progress, cancel=cancel)
+    image = blended[:3]  # a view: the refinement below writes a new array
     log2_total = torch.from_numpy(blended[3]) / float(np.log(2.0)) + log2_global
-    del blended
-    return _finish(
+    out = _finish(
         image,
         log2_total,
         log2_global,
@@ -320,6 +397,9 @@ def predict_tiled(
         (anchor, cfa, unclipped) if refine else None,
         t0,
     )
+    if not refine:
+        out = replace(out, camera48=np.ascontiguousarray(out.camera48))
+    return out
 
 
 def anchor_refine(
