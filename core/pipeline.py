@@ -95,10 +95,9 @@ class ConvertOptions:
         overwrite: replace an existing output.
         report_path: JSON report path (default: output path with ``.json``).
         model_path: checkpoint for the ``model`` method (default: the shipped one).
-        model_max_pixels: largest frame the model runs on. Its gain head still sees the
-            whole frame at full resolution before pooling (~0.16 KiB per pixel on top of
-            the rest: ~8 GB extra at 48MP, measured), so larger frames skip the model with
-            a recorded reason until the gain head streams (issue 5).
+        model_max_pixels: largest frame the model runs on (larger ones skip it with a
+            recorded reason). Inference streams (gain grid band by band, detail head per
+            tile), so the default covers 48MP frames and the 48MP crop modes.
         thresholds: safety-check thresholds.
     """
 
@@ -110,7 +109,7 @@ class ConvertOptions:
     overwrite: bool = True
     report_path: Path | None = None
     model_path: Path | None = None
-    model_max_pixels: int = 16_000_000
+    model_max_pixels: int = 64_000_000
     thresholds: SafetyThresholds = field(default_factory=SafetyThresholds)
 
     def __post_init__(self) -> None:
@@ -339,20 +338,20 @@ def choose_method(
     th = options.thresholds
     progress(Progress("method", 0, len(chain) + 1, "global baseline"))
     mask = pair.unclipped
-    global_result = BASELINES["global"](pair.camera48, pair.anchor, cfa, unclipped=mask)
-    global_metrics = pair_anchor_metrics(global_result.camera48, pair)
+
+    def baseline(name: str) -> BaselineResult:
+        return BASELINES[name](pair.camera48, pair.anchor, cfa, unclipped=mask)
+
+    # Baseline images are 48MP: none is kept longer than needed. The global one is re-made
+    # (cheaply) if it is chosen; the gain field only lends its halo figure to the model.
+    global_metrics = pair_anchor_metrics(baseline("global").camera48, pair)
     token.raise_if_cancelled()
     all_checks: dict[str, list[SafetyCheck]] = {}
     reasons: list[str] = []
-    cache: dict[str, BaselineResult] = {}
-
-    def baseline(name: str) -> BaselineResult:
-        if name not in cache:
-            cache[name] = BASELINES[name](pair.camera48, pair.anchor, cfa, unclipped=mask)
-        return cache[name]
 
     for i, name in enumerate(chain):
         if name == "global":
+            global_result = baseline("global")
             all_checks[name] = safety_checks(global_result, global_metrics, None, th)
             reason = "requested" if not reasons else "; ".join(reasons)
             if misaligned:
@@ -385,7 +384,7 @@ def choose_method(
             halo = anchor_halo_indicator(result.camera48, pair.anchor, cfa, mask=mask)
             ref = anchor_halo_indicator(
                 baseline("gain-field").camera48, pair.anchor, cfa, mask=mask
-            )
+            )  # the gain-field image is freed here; re-made if the model fails
             limit = th.max_halo_ratio * (ref if np.isfinite(ref) else 0.0) + th.halo_slack_ev
             ok = not np.isfinite(halo) or halo <= limit
             checks.append(
