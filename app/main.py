@@ -12,6 +12,10 @@ log = logging.getLogger(__name__)
 #: Exit codes (as the CLI): 0 ok, 1 unexpected, 2 bad input, 4 bad option.
 EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_CONFIG = 0, 1, 2, 4
 SCREENSHOT_SIZE = (1760, 1040)
+#: Tabs a screenshot can show (``tab=`` of :func:`run_gui`) -> tab index in the window.
+SCREENSHOT_TABS: dict[str, int] = {"inspect": 0, "qa": 1, "signoff": 2, "experiments": 3}
+#: RAW12 (width, height) of the simulated QA set run for a ``tab="qa"`` screenshot.
+SCREENSHOT_QA_SIZE = (128, 96)
 
 
 def run_gui(
@@ -20,6 +24,7 @@ def run_gui(
     proraw48: Path | None = None,
     demo: bool = False,
     screenshot: Path | None = None,
+    tab: str = "inspect",
 ) -> int:
     """Open the main window; returns the process exit code.
 
@@ -29,9 +34,14 @@ def run_gui(
         demo: open the simulator's demo pair (also when nothing else is given).
         screenshot: render the populated window (offscreen when there is no display),
             save it as PNG there and exit instead of running the event loop.
+        tab: the tab shown (one of :data:`SCREENSHOT_TABS`); for ``qa`` the simulated QA
+            set is run first (RAW12 :data:`SCREENSHOT_QA_SIZE`) so the table is populated.
     """
     if (raw12 is None) != (proraw48 is None):
         print("error: give both --raw12 and --proraw48", file=sys.stderr)
+        return EXIT_CONFIG
+    if tab not in SCREENSHOT_TABS:
+        print(f"error: tab {tab!r} is not one of {', '.join(SCREENSHOT_TABS)}", file=sys.stderr)
         return EXIT_CONFIG
     if screenshot is not None and not (
         os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
@@ -58,6 +68,15 @@ def run_gui(
         lambda: window.ready() or (window.banner.isVisible() and window.banner.level == "error")
     )
     window.wait_until(lambda: window.workers.active == 0, 30_000)
+    if ok and tab == "qa":
+        box = window.qa.size_box
+        sizes = [tuple(box.itemData(i)) for i in range(box.count())]
+        box.setCurrentIndex(sizes.index(SCREENSHOT_QA_SIZE) if SCREENSHOT_QA_SIZE in sizes else 0)
+        window.qa.run_simulated()
+        ok = window.wait_until(
+            lambda: bool(window.state.qa_rows) and window.state.busy is None, 600_000
+        )
+    window.tabs.setCurrentIndex(SCREENSHOT_TABS[tab])
     window.panes.fit()
     settle = QElapsedTimer()
     settle.start()
