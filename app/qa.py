@@ -2,9 +2,13 @@
 
 Sources: the simulator's QA set (:data:`QA_SCENES`, written as real DNG pairs with their
 ground truth) or a folder of pairs (:func:`app.pairing.find_pairs`). Each scene runs the
-pipeline's method choice (``core.pipeline.choose_method``, nothing written) and is
-measured with ``core.metrics``; ground-truth metrics exist only for simulated pairs.
-Thresholds are applied afterwards, so editing them re-flags the table without re-running.
+pipeline's registration (``core.pipeline.register_pair``, with its alignment gate) and
+method choice (``core.pipeline.choose_method``), nothing written, and is measured with
+``core.metrics``; ground-truth metrics exist only for simulated pairs. The gate's verdict
+and residual misalignment are columns of the table; a failed gate fails the scene (convert
+refuses such a pair unless told ``--allow-misaligned``; QA scores it with the global
+baseline, as that option would). Thresholds are applied afterwards, so editing them
+re-flags the table without re-running.
 """
 
 from __future__ import annotations
@@ -25,7 +29,13 @@ import numpy as np
 from app.pairing import PairEntry
 from core.io.pair import load_pair
 from core.metrics import halo_indicator, truth_metrics
-from core.pipeline import ConvertOptions, choose_method, register_pair
+from core.pipeline import (
+    FALLBACK_CHAIN,
+    ConvertOptions,
+    RegistrationOutcome,
+    choose_method,
+    register_pair,
+)
 from core.progress import CancelToken, Progress, ProgressCallback, no_progress
 
 log = logging.getLogger(__name__)
@@ -62,8 +72,17 @@ class QaThresholds:
     allow_fallback: bool = True
 
 
-#: Metric columns: key -> (header, format, unit).
+#: Alignment gate verdict shown for each ``RegistrationOutcome.status`` (core.pipeline).
+ALIGNMENT_VERDICTS: dict[str, str] = {
+    "registered": "passed",
+    "unmeasured": "unmeasured",  # too little structure: converted unregistered
+    "failed-overridden": "FAILED",
+    "skipped": "skipped",
+}
+
+#: Metric columns: key -> (header, format).
 METRIC_COLUMNS: dict[str, tuple[str, str]] = {
+    "residual_rms_px": ("residual px", "{:.3f}"),
     "anchor_psnr_db": ("anchor PSNR dB", "{:.2f}"),
     "anchor_ssim": ("anchor SSIM", "{:.4f}"),
     "halo_ev": ("halo EV", "{:.4f}"),
@@ -81,9 +100,13 @@ class QaRow:
         scene: scene or pair name.
         entry: its files (opened in the views on request).
         method: method actually used; ``reason`` why.
-        metrics: values of :data:`METRIC_COLUMNS` (NaN when not measurable).
+        metrics: values of :data:`METRIC_COLUMNS` (NaN when not measurable);
+            ``residual_rms_px`` is the registration's remaining misalignment (RMS, 48MP px).
         tags: short labels (scene kind, LTM operator, pgtm, fallback, clipped...).
         error: readable reason when the scene could not be evaluated.
+        alignment: the alignment gate's verdict (:data:`ALIGNMENT_VERDICTS` values).
+        alignment_note: what registration did, in a sentence (``RegistrationOutcome.note``).
+        alignment_reasons: the gate's reasons when it failed.
     """
 
     scene: str
@@ -93,6 +116,9 @@ class QaRow:
     metrics: dict[str, float] = field(default_factory=dict)
     tags: tuple[str, ...] = ()
     error: str = ""
+    alignment: str = ""
+    alignment_note: str = ""
+    alignment_reasons: tuple[str, ...] = ()
 
 
 def failures(row: QaRow, t: QaThresholds) -> list[str]:
@@ -111,9 +137,22 @@ def failures(row: QaRow, t: QaThresholds) -> list[str]:
     judge("halo_ev", lambda v: v <= t.max_halo_ev, "halo {:.4f} EV")
     judge("ltm_residual_ev", lambda v: v <= t.max_ltm_residual_ev, "LTM residual {:.4f} EV")
     judge("truth_psnr_db", lambda v: v >= t.min_truth_psnr_db, "truth PSNR {:.2f} dB")
+    if row.alignment == "FAILED":
+        why = "; ".join(row.alignment_reasons) or "see the registration report"
+        out.append(f"alignment gate failed ({why})")
     if not t.allow_fallback and "fallback" in row.tags:
         out.append(f"fell back to {row.method}")
     return out
+
+
+def alignment_of(outcome: RegistrationOutcome) -> tuple[str, float, tuple[str, ...]]:
+    """(gate verdict, residual RMS in 48MP px or NaN, the gate's reasons) of a registration."""
+    verdict = ALIGNMENT_VERDICTS.get(outcome.status, outcome.status)
+    result = outcome.result
+    if result is None:
+        return verdict, math.nan, ()
+    residual = float(result.residual_rms_px)
+    return verdict, residual if math.isfinite(residual) else math.nan, tuple(result.gate.reasons)
 
 
 def evaluate_entry(
@@ -132,7 +171,9 @@ def evaluate_entry(
         pair, options, cancel=cancel, misaligned=outcome.status == "failed-overridden"
     )
     out = result.camera48
+    alignment, residual_px, gate_reasons = alignment_of(outcome)
     metrics: dict[str, float] = {
+        "residual_rms_px": residual_px,
         "anchor_psnr_db": float(anchor.psnr_db),
         "anchor_ssim": float(anchor.ssim),
         "gain_swing_ev": float(np.ptp(np.log2(np.maximum(result.gain_lowres, 1e-12)))),
@@ -143,8 +184,10 @@ def evaluate_entry(
     all_tags = list(tags)
     if pair.proraw48.pgtm is not None:
         all_tags.append("pgtm")
-    if decision.used != "gain-field":
+    if decision.used != FALLBACK_CHAIN[options.method][0]:  # not the first choice
         all_tags.append("fallback")
+    if alignment == "unmeasured":
+        all_tags.append("unregistered")
     if anchor.n_clipped > 0.01 * max(1, anchor.n_valid + anchor.n_clipped):
         all_tags.append("clipped")
     if truth_path is not None and truth_path.is_file():
@@ -158,7 +201,15 @@ def evaluate_entry(
             halo_indicator(out, pair.camera48 * np.float32(result.global_gain))
         )
     return QaRow(
-        entry.name, entry, decision.used, decision.reason, metrics, tuple(dict.fromkeys(all_tags))
+        entry.name,
+        entry,
+        decision.used,
+        decision.reason,
+        metrics,
+        tuple(dict.fromkeys(all_tags)),
+        alignment=alignment,
+        alignment_note=outcome.note,
+        alignment_reasons=gate_reasons,
     )
 
 
@@ -243,9 +294,23 @@ def _fmt(key: str, value: float) -> str:
     return METRIC_COLUMNS[key][1].format(value) if math.isfinite(value) else ""
 
 
+#: Index of the first :data:`METRIC_COLUMNS` column in :func:`table_rows`.
+FIRST_METRIC_COLUMN = 4
+#: Index of the alignment gate column in :func:`table_rows`.
+ALIGNMENT_COLUMN = 3
+
+
 def table_rows(rows: list[QaRow], t: QaThresholds) -> tuple[list[str], list[list[str]]]:
     """(header, rows of text) as the table and the exports show them."""
-    header = ["scene", "verdict", "method", *(h for h, _ in METRIC_COLUMNS.values()), "tags", "why"]
+    header = [
+        "scene",
+        "verdict",
+        "method",
+        "align gate",
+        *(h for h, _ in METRIC_COLUMNS.values()),
+        "tags",
+        "why",
+    ]
     body: list[list[str]] = []
     for r in rows:
         why = failures(r, t)
@@ -254,6 +319,7 @@ def table_rows(rows: list[QaRow], t: QaThresholds) -> tuple[list[str], list[list
                 r.scene,
                 "error" if r.error else ("FAIL" if why else "pass"),
                 r.method,
+                r.alignment,
                 *(_fmt(k, r.metrics.get(k, math.nan)) for k in METRIC_COLUMNS),
                 " ".join(r.tags),
                 "; ".join(why),
@@ -289,9 +355,11 @@ def to_markdown(rows: list[QaRow], t: QaThresholds, *, title: str = "Linear48 QA
                 f"LTM residual ≤ {t.max_ltm_residual_ev:g} EV",
                 f"truth PSNR ≥ {t.min_truth_psnr_db:g} dB",
                 "fallback " + ("allowed" if t.allow_fallback else "fails"),
+                "a failed alignment gate fails",
             ]
         )
-        + ". Empty cells: not measurable (no ground truth).",
+        + ". Empty cells: not measurable (no ground truth; no residual when the scene has "
+        "too little structure to register).",
         "",
         "| " + " | ".join(header) + " |",
         "|" + "---|" * len(header),

@@ -27,6 +27,8 @@ from PySide6.QtWidgets import (
 
 from app.pairing import PairEntry, find_pairs
 from app.qa import (
+    ALIGNMENT_COLUMN,
+    FIRST_METRIC_COLUMN,
     METRIC_COLUMNS,
     QaRow,
     QaThresholds,
@@ -45,6 +47,8 @@ from core.progress import CancelToken, Progress, ProgressCallback
 
 SIZES = ((128, 96), (256, 192), (512, 384), (1008, 756))
 VERDICT_COLOURS = {"pass": "#7bd88f", "FAIL": "#ff6b6b", "error": "#ffb454"}
+#: Colours of the alignment gate column (``app.qa.ALIGNMENT_VERDICTS`` values).
+ALIGNMENT_COLOURS = {"passed": "#7bd88f", "FAILED": "#ff6b6b", "unmeasured": "#ffb454"}
 
 
 class _Filter(QSortFilterProxyModel):
@@ -171,8 +175,8 @@ class QaPanel(QWidget):
             for c, text in enumerate(cells):
                 item = QStandardItem(text)
                 sort_value: object = text
-                if 3 <= c < 3 + len(keys):
-                    v = row.metrics.get(keys[c - 3], math.nan)
+                if FIRST_METRIC_COLUMN <= c < FIRST_METRIC_COLUMN + len(keys):
+                    v = row.metrics.get(keys[c - FIRST_METRIC_COLUMN], math.nan)
                     sort_value = v if math.isfinite(v) else -1e30
                     item.setTextAlignment(
                         Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
@@ -181,6 +185,9 @@ class QaPanel(QWidget):
                 item.setData(r, Qt.ItemDataRole.UserRole + 1)
                 if c == 1:
                     item.setForeground(QBrush(QColor(VERDICT_COLOURS.get(text, "#e3e3e3"))))
+                if c == ALIGNMENT_COLUMN:
+                    item.setForeground(QBrush(QColor(ALIGNMENT_COLOURS.get(text, "#a8abb0"))))
+                    item.setToolTip("\n".join([row.alignment_note, *row.alignment_reasons]).strip())
                 if c == len(cells) - 1 and row.reason:
                     item.setToolTip(f"method: {row.method} — {row.reason}")
                 items.append(item)

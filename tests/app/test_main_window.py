@@ -201,6 +201,13 @@ def test_qa_table_filters_and_exports(qtbot, window, tmp_path):
     window.state.set_qa_rows(rows)
     qa = window.qa
     assert qa.proxy.rowCount() == 2
+    from app.qa import ALIGNMENT_COLUMN
+
+    assert qa.model.horizontalHeaderItem(ALIGNMENT_COLUMN).text() == "align gate"
+    for r, row in enumerate(rows):  # the gate's verdict, with what registration did on hover
+        cell = qa.model.item(r, ALIGNMENT_COLUMN)
+        assert cell.text() == row.alignment != ""
+        assert row.alignment_note in cell.toolTip()
     qa.filter_text.setText("pattern")
     assert qa.proxy.rowCount() == 1
     csv_text = qa.export(tmp_path / "qa.csv", "csv").read_text()
