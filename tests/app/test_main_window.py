@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import shutil
 import subprocess
 import sys
+import types
 import weakref
 from pathlib import Path
 
@@ -162,14 +164,82 @@ def test_corrupt_file_shows_message_and_app_stays_usable(qtbot, window, sim_pair
     assert window.state.loaded.entry.raw12 == sim_pair_dir / "raw12.dng"
 
 
-def test_switching_pairs_releases_the_previous_one(qtbot, window, sim_pair_dir, tmp_path):
-    other = tmp_path / "other"
-    shutil.copytree(sim_pair_dir, other)
-    _open(qtbot, window, _entry(sim_pair_dir))
-    first = weakref.ref(window.state.loaded.analysis.output)
-    _open(qtbot, window, _entry(other))
-    gc.collect()
-    assert first() is None
+def _arrays_held_by(*roots: object, min_bytes: int = 16 * 1024) -> list[np.ndarray]:
+    """Every NumPy array of at least ``min_bytes`` reachable from ``roots`` through Python
+    references: attributes, containers, closures of stored callables and array bases
+    (modules, classes and function globals are not followed)."""
+    skip = (types.ModuleType, type, str, bytes, int, float, types.FrameType, types.CodeType)
+    seen: set[int] = set()
+    found: dict[int, np.ndarray] = {}
+    stack = list(roots)
+    while stack:
+        obj = stack.pop()
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        if isinstance(obj, np.ndarray):
+            if obj.nbytes >= min_bytes:
+                found[id(obj)] = obj
+            if obj.base is not None:
+                stack.append(obj.base)
+        elif isinstance(obj, types.FunctionType):
+            for cell in obj.__closure__ or ():
+                with contextlib.suppress(ValueError):  # an empty cell
+                    stack.append(cell.cell_contents)
+            stack.extend(obj.__defaults__ or ())
+        elif not isinstance(obj, skip):
+            stack.extend(gc.get_referents(obj))
+    return list(found.values())
+
+
+def test_switching_pairs_does_not_accumulate_arrays(qtbot, tmp_path, sim_pair_dir):
+    """Open the demo pair, then switch between it and another pair four times.
+
+    After every switch, each array the window and state held for the previous pair (panes,
+    pyramids, rendered images, analysis, the pair itself) is freed everywhere in the
+    process (a weak reference to it is dead), and the window holds the same number and
+    bytes of arrays after every load: nothing accumulates.
+    """
+    from app.main_window import MainWindow
+
+    win = MainWindow(
+        demo_folder=tmp_path / "demo",
+        qa_folder=tmp_path / "qa",
+        records_folder=tmp_path / "signoff",
+        demo_size="128x96",
+    )
+    qtbot.addWidget(win)
+    win.resize(1400, 900)
+    win.show()
+    win.open_demo()
+    qtbot.waitUntil(win.ready, timeout=TIMEOUT_MS)
+    demo = win.state.loaded.entry
+    other = _entry(sim_pair_dir)
+    held: list[list[np.ndarray]] = []
+    sizes: list[tuple[int, int]] = []  # (arrays, bytes) held after each load
+    for entry in (None, other, demo, other, demo):
+        if entry is not None:
+            _open(qtbot, win, entry)
+            assert win.state.loaded.entry == entry
+        gc.collect()
+        arrays = _arrays_held_by(win, win.state)
+        assert any(a is win.state.loaded.analysis.output for a in arrays)  # the walk sees them
+        if held:
+            now = {id(a) for a in arrays}
+            previous = [weakref.ref(a) for a in held[-1] if id(a) not in now]
+            assert previous  # the previous pair's arrays were replaced...
+            held[-1] = []
+            gc.collect()
+            leaked = [(a.shape, str(a.dtype)) for r in previous if (a := r()) is not None]
+            assert leaked == []  # ...and freed
+        held.append(arrays)
+        sizes.append((len(arrays), sum(a.nbytes for a in arrays)))
+        del arrays
+    # from the second load on (the first renders before the first fit: smaller crops), the
+    # window holds the same arrays, count and bytes, whichever pair (same size) it shows
+    assert sizes[0][1] <= sizes[1][1] == sizes[2][1] == sizes[3][1] == sizes[4][1]
+    assert sizes[1][0] == sizes[2][0] == sizes[3][0] == sizes[4][0]
+    win.close()
 
 
 def test_int8_signoff_writes_a_record_the_gate_accepts(qtbot, window, tmp_path):
