@@ -92,3 +92,12 @@ def test_signoff_record_round_trips_and_gates(tmp_path: Path):
         read_record(path)
     with pytest.raises(ValueError, match="reviewer"):
         make_record(" ", "h", quant, [SceneVerdict("backlit", "approved")])
+
+
+def test_screenshot_of_an_unknown_tab_is_a_readable_option_error(capsys):
+    from app.main import EXIT_CONFIG, SCREENSHOT_TABS, run_gui
+
+    assert run_gui(screenshot=Path("x.png"), tab="diagnostics") == EXIT_CONFIG
+    err = capsys.readouterr().err
+    assert err.startswith("error: tab 'diagnostics' is not one of ")
+    assert all(t in err for t in SCREENSHOT_TABS)
