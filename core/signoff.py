@@ -269,3 +269,136 @@ def find_records(folder: str | Path) -> list[tuple[Path, SignoffRecord | str]]:
         except (CorruptDataError, FileNotReadableError) as err:
             out.append((p, str(err)))
     return out
+
+
+# --------------------------------------------------------------------------- issue 5 additions
+# What the INT8 export gate (ios_bridge) and the GUI share: the scenes a record must
+# approve, the canonical quantization configs a record signs, and the record lookup.
+
+#: Natural scenes of the QA set (issue 6); ``app.qa.QA_NATURAL`` is the same tuple.
+QA_NATURAL_SCENES: tuple[str, ...] = (
+    "backlit",
+    "bright_window",
+    "mixed_lighting",
+    "city_lights",
+    "foliage",
+)
+
+#: Schema tag of the quantization configs below (part of what is hashed and signed).
+QUANT_SCHEMA = "linear48.quant/1"
+#: Quantized export modes that need a sign-off (``fp16`` needs none).
+QUANT_MODES: tuple[str, ...] = ("int8", "w8a8")
+#: Scenes the w8a8 activation calibration runs on: simulated, seed 100 (not the QA seeds),
+#: dark-to-bright natural scenes plus a smooth and a fine pattern.
+CALIBRATION_SCENES: tuple[str, ...] = (
+    "backlit",
+    "bright_window",
+    "mixed_lighting",
+    "city_lights",
+    "foliage",
+    "natural_coffee",
+    "gradient_sky",
+    "siemens_star",
+)
+
+
+def required_scenes() -> tuple[str, ...]:
+    """Scenes every INT8 sign-off must approve: :data:`QA_NATURAL_SCENES` plus every
+    simulator pattern scene (the QA set of ``app.qa.qa_scenes``)."""
+    from core.simulate.scenes import scene_names
+
+    return (*QA_NATURAL_SCENES, *scene_names("pattern"))
+
+
+def default_quantization(mode: str) -> dict[str, Any]:
+    """The canonical quantization config of an INT8 export mode (what a record signs).
+
+    ``int8``: weights only, per output channel, symmetric int8, every conv weight
+    (coremltools ``linear_quantize_weights``, FP16 compute). ``w8a8``: the same weights
+    plus int8 per-tensor symmetric activations at every conv input, scales from the
+    min/max of :data:`CALIBRATION_SCENES` (RAW12 256x192, seed 100) run through the tiled
+    reference executor. The export computes exactly this; changing any field changes
+    :func:`quantization_hash` and needs a new sign-off.
+
+    Raises:
+        ValueError: ``mode`` is not one of :data:`QUANT_MODES`.
+    """
+    if mode not in QUANT_MODES:
+        raise ValueError(f"quantization mode {mode!r} is not one of {', '.join(QUANT_MODES)}")
+    weights = {
+        "dtype": "int8",
+        "mode": "linear_symmetric",
+        "granularity": "per_channel",
+        "axis": 0,
+        "ops": "conv",
+        "weight_threshold": 0,
+    }
+    config: dict[str, Any] = {
+        "schema": QUANT_SCHEMA,
+        "mode": mode,
+        "compute_precision": "fp16",
+        "weights": weights,
+    }
+    if mode == "int8":
+        config["tool"] = "coremltools.optimize.coreml.linear_quantize_weights"
+    else:
+        config["tool"] = "ios_bridge post-training calibration (quantized_decomposed ops)"
+        config["activations"] = {
+            "dtype": "int8",
+            "mode": "linear_symmetric",
+            "granularity": "per_tensor",
+            "where": "conv inputs",
+            "observer": "min_max",
+            "calibration": {
+                "scenes": list(CALIBRATION_SCENES),
+                "raw12_size": [256, 192],
+                "seed": 100,
+                "tile_px": 256,
+                "overlap_px": 48,
+            },
+        }
+    return config
+
+
+def normalize_model_hash(text: str) -> str:
+    """``"sha256:ABC…"`` and ``"abc…"`` -> ``"abc…"`` (lower-case hex, no prefix)."""
+    value = text.strip().lower()
+    return value.split(":", 1)[1] if value.startswith("sha256:") else value
+
+
+def find_accepting_record(
+    folder: str | Path,
+    model_hash: str,
+    quantization: dict[str, Any],
+    required: Iterable[str] | None = None,
+) -> tuple[tuple[Path, SignoffRecord] | None, list[str]]:
+    """The first record in ``folder`` that the export gate accepts.
+
+    ``model_hash`` matches with or without a ``sha256:`` prefix (:func:`normalize_model_hash`).
+    ``required`` defaults to :func:`required_scenes`.
+
+    Returns: ((path, record), []) when one accepts; otherwise (None, reasons) where the
+        reasons are the closest record's (fewest problems), each prefixed with its file
+        name, or a single reason when the folder holds no readable record.
+    """
+    scenes = tuple(required_scenes() if required is None else required)
+    records = find_records(folder)
+    if not records:
+        return None, [f"no sign-off records (signoff_*.json) in {folder}"]
+    best: tuple[tuple[bool, int], list[str]] | None = None
+    wanted = normalize_model_hash(model_hash)
+    for path, rec in records:
+        if isinstance(rec, str):
+            reasons = [f"{path.name}: unreadable ({rec})"]
+        else:
+            same_model = normalize_model_hash(rec.model_hash) == wanted
+            ok, why = gate_accepts(
+                rec, rec.model_hash if same_model else model_hash, quantization, scenes
+            )
+            if ok:
+                return (path, rec), []
+            reasons = [f"{path.name}: {r}" for r in why]
+        rank = (isinstance(rec, str), len(reasons))  # readable records first, then fewest
+        if best is None or rank < best[0]:
+            best = (rank, reasons)
+    return None, best[1] if best else []
