@@ -61,6 +61,7 @@ class RegistrationView:
         gate_passed: the alignment gate's verdict (None when not available).
         figures: the gate's measured figures.
         thresholds: the gate's thresholds.
+        details: every figure and threshold and the gate's reasons, one per line (tooltip).
     """
 
     available: bool
@@ -69,6 +70,7 @@ class RegistrationView:
     gate_passed: bool | None = None
     figures: dict[str, Any] = field(default_factory=dict)
     thresholds: dict[str, Any] = field(default_factory=dict)
+    details: str = ""
 
 
 @dataclass(frozen=True)
@@ -220,18 +222,41 @@ def registration_view(pair: CapturePair, result: Any = None) -> RegistrationView
     passed = getattr(gate, "passed", None)
     figures = _as_dict(getattr(gate, "figures", None))
     thresholds = _as_dict(getattr(gate, "thresholds", None))
+    reasons = [str(r) for r in getattr(gate, "reasons", None) or ()]
     verdict = "passed" if passed else "FAILED" if passed is not None else "no verdict"
-    figs = ", ".join(
-        f"{k} {v:.3g}" if isinstance(v, (int, float)) else f"{k} {v}" for k, v in figures.items()
-    )
     return RegistrationView(
         True,
-        f"alignment gate {verdict}" + (f": {figs}" if figs else ""),
+        gate_summary(verdict, figures, thresholds, reasons),
         overlays,
         None if passed is None else bool(passed),
         figures,
         thresholds,
+        "\n".join(
+            [f"alignment gate {verdict}", *reasons]
+            + [f"{k} = {_num(v)}" for k, v in figures.items()]
+            + [f"threshold {k} = {_num(v)}" for k, v in thresholds.items()]
+        ),
     )
+
+
+def _num(v: Any) -> str:
+    return f"{v:.4g}" if isinstance(v, int | float) and not isinstance(v, bool) else str(v)
+
+
+def gate_summary(
+    verdict: str, figures: dict[str, Any], thresholds: dict[str, Any], reasons: list[str]
+) -> str:
+    """One short line for the registration pane: the verdict, the residual misalignment
+    against its limit and, when the gate failed, its first reason."""
+    line = f"gate {verdict}"
+    res, limit = figures.get("residual_rms_px"), thresholds.get("max_residual_rms_px")
+    if isinstance(res, int | float) and np.isfinite(res):
+        line += f" · residual {res:.2f} px RMS"
+        if isinstance(limit, int | float):
+            line += f" ≤ {limit:.2f}" if res <= limit else f" > {limit:.2f}"
+    if reasons:
+        line += f" · {reasons[0]}"
+    return line
 
 
 def analyse(

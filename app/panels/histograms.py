@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import (
     QComboBox,
     QGridLayout,
@@ -33,6 +34,8 @@ from app.workers import Workers, describe_error
 
 PLANE_COLOURS = {"R": (230, 80, 80), "Gr": (90, 200, 90), "Gb": (40, 150, 110), "B": (80, 130, 240)}
 SCALES = (("linear", "linear (Mosaic12)"), ("ev", "EV (log2 ratio)"))
+#: Rows of the statistics table (one column per CFA plane).
+STAT_ROWS = ("n", "mean", "σ", "p1", "p50", "p99")
 
 
 class HistogramPanel(QWidget):
@@ -88,14 +91,20 @@ class HistogramPanel(QWidget):
             plot.addItem(zero)
             self.plots[name], self.curves[name] = plot, curve
             grid.addWidget(plot, i // 2, i % 2)
-        self.table = QTableWidget(4, 6)
-        self.table.setHorizontalHeaderLabels(["n", "mean", "σ", "p1", "p50", "p99"])
-        self.table.setVerticalHeaderLabels(list(PLANE_COLOURS))
+        # one column per plane, one row per statistic: four columns fit a narrow panel
+        self.table = QTableWidget(len(STAT_ROWS), len(PLANE_COLOURS))
+        for c, (name, colour) in enumerate(PLANE_COLOURS.items()):
+            head = QTableWidgetItem(name)
+            head.setForeground(QBrush(QColor(*colour)))
+            self.table.setHorizontalHeaderItem(c, head)
+        self.table.setVerticalHeaderLabels(list(STAT_ROWS))
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        self.table.horizontalHeader().setStretchLastSection(True)
+        # columns share the panel's width (no horizontal scrolling for six short numbers)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.table.horizontalHeader().setMinimumSectionSize(36)
+        self.table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.table.setStyleSheet("font-size: 11px;")
-        self.table.setMaximumHeight(150)
+        self.table.setMaximumHeight(24 + 22 * len(STAT_ROWS))
         self.table.verticalHeader().setDefaultSectionSize(22)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
@@ -167,18 +176,18 @@ class HistogramPanel(QWidget):
         self.workers.submit("histograms", task, on_done=done, on_error=failed)
 
     def _draw(self) -> None:
-        for r, name in enumerate(PLANE_COLOURS):
+        for c, name in enumerate(PLANE_COLOURS):
             h = self.data.get(name)
             if h is None:
                 self.curves[name].setData([0.0, 1.0], [0.0], stepMode="center")
-                for c in range(6):
+                for r in range(len(STAT_ROWS)):
                     self.table.setItem(r, c, QTableWidgetItem(""))
                 continue
             y = np.log10(1.0 + h.counts.astype(np.float64))
             self.curves[name].setData(h.edges, y, stepMode="center", fillLevel=0)
             self.plots[name].setXRange(float(h.edges[0]), float(h.edges[-1]), padding=0)
             vals = [f"{h.n}", *(_fmt(v) for v in (h.mean, h.std, h.p01, h.p50, h.p99))]
-            for c, text in enumerate(vals):
+            for r, text in enumerate(vals):
                 item = QTableWidgetItem(text)
                 item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 self.table.setItem(r, c, item)

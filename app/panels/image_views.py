@@ -16,7 +16,7 @@ from collections.abc import Callable
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QPen
+from PySide6.QtGui import QColor, QPainter, QPaintEvent, QPalette, QPen, QResizeEvent
 from PySide6.QtWidgets import (
     QGraphicsRectItem,
     QGridLayout,
@@ -36,6 +36,89 @@ Shaper = Callable[[np.ndarray], np.ndarray]
 ROI_PEN = QPen(QColor(255, 200, 40), 0)
 COLORBAR_PX = 58
 CROSS_PEN = pg.mkPen((255, 255, 255, 150), width=1, style=Qt.PenStyle.DashLine)
+
+
+INFO_COLOUR = "#a8abb0"
+
+
+class ElidedLabel(QLabel):
+    """A one-line plain-text label that ends in "…" when it does not fit, instead of being
+    clipped mid-word; its tooltip holds the full text (or the details given)."""
+
+    def __init__(self, text: str = "", *, bold: bool = False, point_size: float = 0) -> None:
+        super().__init__(text)
+        self.setTextFormat(Qt.TextFormat.PlainText)
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        self.setMinimumWidth(10)
+        font = self.font()
+        font.setBold(bold)
+        if point_size > 0:
+            font.setPointSizeF(point_size)
+        self.setFont(font)
+        self.details = ""
+
+    def set_content(self, text: str, details: str = "", colour: str | None = None) -> None:
+        """Show ``text`` (tooltip: ``details`` or the full text) in ``colour``."""
+        self.setText(text)
+        self.details = details
+        self.setToolTip(details or text)
+        if colour is not None:
+            pal = self.palette()
+            pal.setColor(QPalette.ColorRole.WindowText, QColor(colour))
+            self.setPalette(pal)
+
+    def natural_width(self) -> int:
+        """Width of the whole text in pixels."""
+        return self.fontMetrics().horizontalAdvance(self.text()) + 2
+
+    def shown_text(self) -> str:
+        """The text as painted at the current width (elided when it does not fit)."""
+        return self.fontMetrics().elidedText(
+            self.text(), Qt.TextElideMode.ElideRight, self.contentsRect().width()
+        )
+
+    def paintEvent(self, event: QPaintEvent) -> None:
+        """Paint the (elided) text."""
+        painter = QPainter(self)
+        painter.setPen(self.palette().color(QPalette.ColorRole.WindowText))
+        painter.drawText(
+            self.contentsRect(),
+            int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter),
+            self.shown_text(),
+        )
+
+
+class PaneHeader(QWidget):
+    """Title (left) and figures (right of it) on one line: the title keeps its whole width
+    while both fit, else at least ~55 %; each elides what does not fit. Neither can widen
+    the pane (all panes keep one size, so linked ranges coincide)."""
+
+    GAP_PX = 12
+
+    def __init__(self, title: ElidedLabel, info: ElidedLabel) -> None:
+        super().__init__()
+        self.title, self.info = title, info
+        title.setParent(self)
+        info.setParent(self)
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        self.setFixedHeight(max(title.fontMetrics().height(), info.fontMetrics().height()) + 4)
+
+    def relayout(self) -> None:
+        """Place both labels for the current width and texts."""
+        avail = max(0, self.width() - 8)
+        title_w = min(
+            self.title.natural_width(),
+            max(int(0.55 * avail), avail - self.GAP_PX - self.info.natural_width()),
+        )
+        h = self.height()
+        self.title.setGeometry(4, 0, title_w, h)
+        info_x = 4 + title_w + self.GAP_PX
+        self.info.setGeometry(info_x, 0, max(0, avail + 4 - info_x), h)
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        """Re-place the labels."""
+        super().resizeEvent(event)
+        self.relayout()
 
 
 def colormap_lut(name: str, n: int = 256) -> tuple[pg.ColorMap, np.ndarray]:
@@ -63,14 +146,10 @@ class ImagePane(QWidget):
         self._pyramid: Pyramid | None = None
         self._shaper: Shaper | None = None
         self.last_crop_level = -1
-        self.title_label = QLabel(f"<b>{title}</b>")
-        self.title_label.setTextFormat(Qt.TextFormat.RichText)
-        self.info_label = QLabel("")
-        self.info_label.setStyleSheet("color: #a8abb0; font-size: 11px;")
-        # long titles/figures must not widen a pane: every pane keeps one size (linking)
-        for label in (self.title_label, self.info_label):
-            label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-            label.setMinimumWidth(10)
+        self.title_label = ElidedLabel(title, bold=True)
+        self.info_label = ElidedLabel("", point_size=8.5)
+        self.info_label.set_content("", colour=INFO_COLOUR)
+        self.header = PaneHeader(self.title_label, self.info_label)
         self.glw = pg.GraphicsLayoutWidget()
         self.glw.ci.setContentsMargins(0, 0, 0, 0)
         self.view = self.glw.addViewBox(
@@ -115,12 +194,7 @@ class ImagePane(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
         layout.setSpacing(1)
-        head = QWidget()
-        hl = QGridLayout(head)
-        hl.setContentsMargins(4, 0, 4, 0)
-        hl.addWidget(self.title_label, 0, 0)
-        hl.addWidget(self.info_label, 0, 1, Qt.AlignmentFlag.AlignRight)
-        layout.addWidget(head)
+        layout.addWidget(self.header)
         layout.addWidget(self.glw, 1)
 
     # -- content ------------------------------------------------------------------------
@@ -153,9 +227,15 @@ class ImagePane(QWidget):
         self.message.setPos(rect.center())
         self.message.setVisible(bool(text))
 
-    def set_info(self, text: str) -> None:
-        """Figures shown beside the title."""
-        self.info_label.setText(text)
+    def set_title(self, text: str) -> None:
+        """The pane's title (bold, elided when the pane is narrow)."""
+        self.title_label.set_content(text)
+        self.header.relayout()
+
+    def set_info(self, text: str, details: str = "", colour: str = INFO_COLOUR) -> None:
+        """Figures shown beside the title (``details``: the full figures on hover)."""
+        self.info_label.set_content(text, details, colour)
+        self.header.relayout()
 
     def redraw(self) -> None:
         """Shape the visible crop of the right pyramid level."""
@@ -243,9 +323,15 @@ def _overlay_shaper(
 
 
 class PaneGrid(QWidget):
-    """The six linked panes, bound to the state's loaded pair, view settings and ROI."""
+    """The six linked panes, bound to the state's loaded pair, view settings and ROI.
+
+    Two columns, three rows (ProRAW48 | output, gain map | registration, difference |
+    halo): 4:3 frames in a landscape window get about twice the screen area they would in
+    three columns, and the gain map sits under the ProRAW48 it applies to.
+    """
 
     hovered = Signal(float, float)
+    COLUMNS = 2
 
     PANES: tuple[tuple[str, str, str | None], ...] = (
         ("proraw", "ProRAW48", None),
@@ -266,11 +352,11 @@ class PaneGrid(QWidget):
         for i, (key, title, cmap) in enumerate(self.PANES):
             pane = ImagePane(key, title, cmap)
             self.panes[key] = pane
-            grid.addWidget(pane, i // 3, i % 3)
+            grid.addWidget(pane, i // self.COLUMNS, i % self.COLUMNS)
             pane.hovered.connect(self._hovered)
-        for i in range(3):
+        for i in range(self.COLUMNS):
             grid.setColumnStretch(i, 1)
-        for i in range(2):
+        for i in range(math.ceil(len(self.PANES) / self.COLUMNS)):
             grid.setRowStretch(i, 1)
         master = self.panes["output"].view
         for pane in self.panes.values():
@@ -326,9 +412,9 @@ class PaneGrid(QWidget):
         m, ev, soft = a.to_srgb, view.exposure_ev, view.soft_highlights
         rgb: Shaper = lambda c: render_rgb(c, m, exposure_ev=ev, soft_highlights=soft)  # noqa: E731
         self.panes["proraw"].set_source(a.reference, rgb)
-        self.panes["proraw"].title_label.setText(f"<b>{a.reference_label}</b>")
+        self.panes["proraw"].set_title(a.reference_label)
         self.panes["output"].set_source(a.output, rgb)
-        self.panes["output"].title_label.setText(f"<b>Output — {a.method}</b>")
+        self.panes["output"].set_title(f"Output — {a.method}")
         g0 = float(np.log2(a.global_gain))
         glim = max(float(np.nanmax(np.abs(a.gain_log2 - g0))), 0.05)
         lut = self.panes["gain"].colormap_lut()
@@ -365,8 +451,8 @@ class PaneGrid(QWidget):
             h48 = a.output.shape[1]
             pane.set_source(src, shaper, pixel_scale=h48 / src.shape[-2], levels=levels)
         colour = "#7bd88f" if reg.gate_passed else "#ff6b6b"
-        pane.title_label.setText(f"<b>Registration — {view.overlay_mode}, {view.overlay_stage}</b>")
-        pane.set_info(f"<span style='color:{colour}'>{reg.message}</span>")
+        pane.set_title(f"Registration — {view.overlay_mode}, {view.overlay_stage}")
+        pane.set_info(reg.message, reg.details, colour)
 
     def _show_roi(self, view: ViewSettings) -> None:
         lp = self.state.loaded
@@ -385,7 +471,9 @@ class PaneGrid(QWidget):
             where = "region" if roi is not None else "frame"
             m = lp.analysis.anchor_metrics
             self.panes["output"].set_info(
-                f"anchor PSNR {m.psnr_db:.2f} dB, SSIM {m.ssim:.4f} ({where} figures on the right)"
+                f"anchor PSNR {m.psnr_db:.2f} dB · SSIM {m.ssim:.4f}",
+                f"anchor PSNR {m.psnr_db:.2f} dB, SSIM {m.ssim:.4f} (F(output) vs RAW12 over "
+                f"the whole frame; {where} figures in the histogram panel)",
             )
             self.panes["proraw"].set_info(
                 f"global gain {math.log2(lp.analysis.global_gain):+.2f} EV"

@@ -71,6 +71,10 @@ def test_open_pair_every_pane_shows_cores_arrays(qtbot, window, sim_pair_dir):
     # the registration pane shows either core's overlay or an explicit empty state
     reg = window.state.loaded.analysis.registration
     assert reg.available or "registration" in panes["registration"].message.toPlainText()
+    if reg.available:  # a short verdict line, every figure and threshold on hover
+        info = panes["registration"].info_label
+        assert info.text().startswith("gate passed" if reg.gate_passed else "gate FAILED")
+        assert all(f"{k} = " in info.toolTip() for k in (*reg.figures, *reg.thresholds))
     core_h = cfa_error_histograms(
         base.camera48,
         pair.anchor,
@@ -83,6 +87,23 @@ def test_open_pair_every_pane_shows_cores_arrays(qtbot, window, sim_pair_dir):
         np.testing.assert_array_equal(h.counts, core_h[plane][0].reshape(128, 16).sum(axis=1))
     assert window.state.loaded.analysis.anchor_metrics.psnr_db == pytest.approx(metrics.psnr_db)
     assert window.state.pair_metrics[0]["method"] == decision.used
+
+
+def test_pane_header_elides_instead_of_clipping(qtbot):
+    from app.panels.image_views import ImagePane
+
+    pane = ImagePane("k", "A pane title long enough not to fit a narrow pane")
+    qtbot.addWidget(pane)
+    pane.resize(200, 150)
+    pane.show()
+    pane.set_info("figures that do not fit either", "every figure, in full")
+    title, info = pane.title_label, pane.info_label
+    assert title.shown_text().endswith("…") and info.shown_text().endswith("…")
+    assert title.width() + info.width() <= pane.header.width()  # side by side, no overlap
+    assert info.toolTip() == "every figure, in full"
+    pane.resize(1200, 150)
+    qtbot.waitUntil(lambda: pane.header.width() > 1000)
+    assert title.shown_text() == title.text() and info.shown_text() == info.text()
 
 
 def test_linked_zoom_moves_all_panes(qtbot, window, sim_pair_dir):
