@@ -346,7 +346,7 @@ def predict_tiled(
     unclipped: np.ndarray | None = None,
     demosaic_method: str = "bilinear",
     refine: bool = True,
-    tile_px: int = 768,
+    tile_px: int = 1024,
     overlap_px: int = 48,
     progress: ProgressCallback = no_progress,
     cancel: CancelToken | None = None,
