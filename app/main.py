@@ -15,7 +15,7 @@ SCREENSHOT_SIZE = (1760, 1040)
 #: Tabs a screenshot can show (``tab=`` of :func:`run_gui`) -> tab index in the window.
 SCREENSHOT_TABS: dict[str, int] = {"inspect": 0, "qa": 1, "signoff": 2, "experiments": 3}
 #: RAW12 (width, height) of the simulated QA set run for a ``tab="qa"`` screenshot.
-SCREENSHOT_QA_SIZE = (128, 96)
+SCREENSHOT_QA_SIZE = (256, 192)
 
 
 def run_gui(

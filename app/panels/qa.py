@@ -47,6 +47,8 @@ from core.progress import CancelToken, Progress, ProgressCallback
 
 SIZES = ((128, 96), (256, 192), (512, 384), (1008, 756))
 VERDICT_COLOURS = {"pass": "#7bd88f", "FAIL": "#ff6b6b", "error": "#ffb454"}
+#: Widest the tags column starts (the full tags are in each cell's tooltip).
+TAGS_COLUMN_MAX_PX = 200
 #: Colours of the alignment gate column (``app.qa.ALIGNMENT_VERDICTS`` values).
 ALIGNMENT_COLOURS = {"passed": "#7bd88f", "FAILED": "#ff6b6b", "unmeasured": "#ffb454"}
 
@@ -188,13 +190,21 @@ class QaPanel(QWidget):
                 if c == ALIGNMENT_COLUMN:
                     item.setForeground(QBrush(QColor(ALIGNMENT_COLOURS.get(text, "#a8abb0"))))
                     item.setToolTip("\n".join([row.alignment_note, *row.alignment_reasons]).strip())
-                if c == len(cells) - 1 and row.reason:
-                    item.setToolTip(f"method: {row.method} — {row.reason}")
+                if c == len(cells) - 2:  # tags: often cut by the column width
+                    item.setToolTip(text)
+                if c == len(cells) - 1:  # why, and why this method
+                    method = f"method: {row.method} — {row.reason}" if row.reason else ""
+                    item.setToolTip("\n".join(x for x in (text, method) if x))
                 items.append(item)
             self.model.appendRow(items)
         hdr = self.view.horizontalHeader()
         hdr.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         hdr.setStretchLastSection(True)
+        # the tags column is capped so "why" (the last, stretched) stays on screen
+        tags = len(header) - 2
+        hdr.setSectionResizeMode(tags, QHeaderView.ResizeMode.Interactive)
+        self.view.resizeColumnToContents(tags)
+        hdr.resizeSection(tags, min(hdr.sectionSize(tags), TAGS_COLUMN_MAX_PX))
         n_pass = sum(1 for r in rows if not failures(r, t))
         self.summary.setText(f"{n_pass} / {len(rows)} pass" if rows else "no scenes yet")
         has = bool(rows)
