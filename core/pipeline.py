@@ -39,7 +39,7 @@ from core.geometry.registration import (
 from core.io.atomic import atomic_write_text
 from core.io.captures import CapturePair
 from core.io.dng_writer import DngWriteInfo, DngWriteOptions, write_linear_dng
-from core.io.pair import load_pair
+from core.io.pair import load_pair, release_proraw_pixels
 from core.jsonutil import to_jsonable
 from core.metrics import AnchorMetrics, anchor_halo_indicator, anchor_metrics
 from core.model.checkpoint import CheckpointError
@@ -490,6 +490,7 @@ def convert(
     pair, registration = timed(
         "register_s", lambda: register_pair(pair, opts, progress=progress, cancel=token)
     )
+    pair = release_proraw_pixels(pair)  # the conversion only reads camera48 from here on
     misaligned = registration.status == "failed-overridden"
     result, metrics, decision = timed(
         "method_s",

@@ -9,6 +9,7 @@ the anchor mosaic (DESIGN §1-3).
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -151,3 +152,20 @@ def load_pair(
         shading_applied=applied,
         notes=tuple(notes),
     )
+
+
+def release_proraw_pixels(pair: CapturePair) -> CapturePair:
+    """The pair without ProRAW48's decoded pixels (``proraw48.image``), to save memory.
+
+    Once ``camera48`` is its own array (a colour mapping or registration made it), the
+    decoded ProRAW48 is a second 48MP float image (585 MB at 8064x6048) that a conversion
+    never reads again. Its replacement is a read-only zero-stride view of zeros with the
+    same shape (so ``proraw48.shape`` stays true) costing 4 bytes; views that display the
+    ProRAW48 itself (the GUI) keep the original pair. Returns ``pair`` unchanged when the
+    two images share memory.
+    """
+    image = pair.proraw48.image
+    if np.shares_memory(image, pair.camera48) or image.strides == (0, 0, 0):
+        return pair
+    released = np.broadcast_to(np.zeros((), np.float32), image.shape)
+    return replace(pair, proraw48=replace(pair.proraw48, image=released))

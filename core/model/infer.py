@@ -19,14 +19,14 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from core.baselines import baseline_gain_field
+from core.baselines import gain_field, upsample_gain
 from core.cfa import CfaPattern
 from core.demosaic import demosaic
 from core.errors import ShapeError
@@ -227,7 +227,8 @@ def _finish(
     }
     if refine_with is not None:
         anchor, cfa, unclipped = refine_with
-        image, refine_stats = anchor_refine(image, anchor, cfa, unclipped=unclipped)
+        # ``image`` is this call's own array (a network output): refine it in place.
+        image, refine_stats = anchor_refine(image, anchor, cfa, unclipped=unclipped, inplace=True)
         stats.update(refine_stats)
     return ModelOutput(
         image,
@@ -386,9 +387,9 @@ def predict_tiled(
             return torch.cat([rgb, res.log_gain[0]], 0).numpy()
 
     blended = run_tiled(tile_fn, plan, 4, progress=progress, cancel=cancel)
-    image = blended[:3]  # a view: the refinement below writes a new array
+    image = blended[:3]  # C-contiguous view; the refinement writes into it
     log2_total = torch.from_numpy(blended[3]) / float(np.log(2.0)) + log2_global
-    out = _finish(
+    return _finish(
         image,
         log2_total,
         log2_global,
@@ -397,9 +398,6 @@ def predict_tiled(
         (anchor, cfa, unclipped) if refine else None,
         t0,
     )
-    if not refine:
-        out = replace(out, camera48=np.ascontiguousarray(out.camera48))
-    return out
 
 
 def anchor_refine(
@@ -409,18 +407,30 @@ def anchor_refine(
     *,
     unclipped: np.ndarray | None = None,
     sigma_cells: float = REFINE_SIGMA_CELLS,
+    inplace: bool = False,
 ) -> tuple[np.ndarray, dict[str, float]]:
     """RAW-consistency refinement of a model output (Camera48 in, Camera48 out).
 
     Baseline B's gain field (per-Bayer-cell least-squares gain anchor / F(camera48),
     normalised convolution with ``sigma_cells``, clipped and dark cells filled from their
-    neighbours, |log2| <= 4) applied to ``camera48``. Returns (image, stats).
+    neighbours, |log2| <= 4) applied to ``camera48`` — into ``camera48`` itself when
+    ``inplace`` (no second 48MP image). Returns (image, stats).
     Shapes: camera48 (3, H48, W48); anchor, unclipped (H48/2, W48/2).
     """
-    res = baseline_gain_field(camera48, anchor, cfa, sigma_cells=sigma_cells, unclipped=unclipped)
-    log2_gain = np.log2(np.maximum(res.gain_lowres, 1e-12))
+    gain, _ = gain_field(camera48, anchor, cfa, sigma_cells=sigma_cells, unclipped=unclipped)
+    log2_gain = np.log2(np.maximum(gain, 1e-12))
     stats = {
         "refine_log2_min": float(log2_gain.min(initial=0.0)),
         "refine_log2_max": float(log2_gain.max(initial=0.0)),
     }
-    return res.camera48, stats
+    h48, w48 = camera48.shape[1:]
+    hc, wc = gain.shape
+    full_h, full_w = hc * 4, wc * 4  # one cell = one Bayer cell = 4x4 48MP pixels
+    g48 = upsample_gain(gain, full_h, full_w)
+    if (full_h, full_w) != (h48, w48):
+        g48 = np.pad(g48, ((0, h48 - full_h), (0, w48 - full_w)), mode="edge")
+    out = camera48 if inplace else np.empty_like(camera48, dtype=np.float32)
+    for c in range(camera48.shape[0]):
+        np.multiply(camera48[c], g48, out=out[c])
+    np.maximum(out, 0.0, out=out)
+    return out, stats
