@@ -186,7 +186,15 @@ def write_record(record: SignoffRecord, folder: str | Path) -> Path:
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
     path = out / record_filename(record)
-    atomic_write_text(path, json.dumps(record.to_dict(), indent=2, sort_keys=False) + "\n")
+    # Two records of one model + config within the same second share a name: never
+    # overwrite a record (a rejection must not vanish under a later approval).
+    n = 2
+    while path.exists():
+        path = out / f"{record_filename(record)[: -len('.json')]}_{n}.json"
+        n += 1
+    atomic_write_text(
+        path, json.dumps(record.to_dict(), indent=2, sort_keys=False) + "\n", overwrite=False
+    )
     return path
 
 

@@ -9,8 +9,9 @@ overhead, the device's effective FP16 throughput and memory bandwidth).
 Device-side buffers the plan assumes (DESIGN §6: memory bounded by the tile, not the frame,
 for everything the network computes):
 
-- the working-space inputs ``pro``, ``guide``, ``conf`` resident for the frame at FP16
-  (three passes read them: exposure sums, splat, tiles);
+- the working-space inputs ``pro`` and ``conf`` resident for the frame at FP16 (three
+  passes read them: exposure sums, splat, tiles); ``guide`` only until the splat pass is
+  done (the detail model does not read it);
 - the splat grid and the gain grid at FP16;
 - per tile in flight: the detail model's inputs and outputs at FP16 and its activations;
 - the output streamed by tile rows: an accumulator of (tile + overlap) rows x 4 channels
@@ -103,6 +104,8 @@ class WorkingSet:
     peak_stage: str
 
 
+#: prepare = input preparation + exposure sums + splat; gain = the gain model; tiles = the
+#: tile loop.
 STAGES = ("prepare", "gain", "tiles")
 
 
@@ -160,17 +163,23 @@ def estimate_working_set(
             "assumption (not measured here)",
         ),
         WorkingSetItem("pro (ProRAW48, FP16)", 3 * hw * 2, STAGES, f"3 x {w}x{h}"),
-        WorkingSetItem("guide + conf (FP16)", 4 * hw * 2, STAGES, f"4 x {w}x{h}"),
+        WorkingSetItem("conf (FP16)", hw * 2, STAGES, f"1 x {w}x{h}"),
+        WorkingSetItem(
+            "guide (FP16)",
+            3 * hw * 2,
+            ("prepare",),
+            f"3 x {w}x{h}; read by exposure sums and splat only, freed before the gain model",
+        ),
         WorkingSetItem(
             "anchor + demosaic scratch",
             (hw // 4) * (4 + 1) + 3 * (hw // 4) * 4,
             ("prepare",),
-            "12MP float32 mosaic + mask, 12MP float32 RGB demosaic",
+            f"{w // 2}x{h // 2} float32 mosaic + mask and RGB demosaic",
         ),
         WorkingSetItem(
             "splat grid (FP16)",
             (2 * k + 7) * manifest.grid_h * manifest.grid_w * 2,
-            ("gain",),
+            ("prepare", "gain"),
             f"{2 * k + 7} x {manifest.grid_w}x{manifest.grid_h}",
         ),
         WorkingSetItem(

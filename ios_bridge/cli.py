@@ -14,8 +14,9 @@
                   [--device-tflops 2] [--bandwidth-gbs 50] [--no-sample] [-o MANIFEST]
 
 Each handler returns an exit code: 0 success, 2 bad input file, 3 output cannot be
-written, 4 bad option, 5 INT8 export refused by the sign-off gate, 6 plan over budget,
-130 cancelled, 1 any other Linear48 error — always with one ``error:`` line on stderr.
+written, 4 bad option (sizes included), 5 INT8 export refused by the sign-off gate,
+6 plan over budget, 130 cancelled, 1 any other Linear48 error — always with one
+``error:`` line on stderr.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from core.errors import (
     InputFileError,
     Linear48Error,
     OutputError,
+    ShapeError,
 )
 from core.progress import Progress
 from core.signoff import Verdict
@@ -53,6 +55,7 @@ def _exit_code(err: Linear48Error) -> int:
         (InputFileError, EXIT_INPUT),
         (OutputError, EXIT_OUTPUT),
         (ConfigError, EXIT_CONFIG),
+        (ShapeError, EXIT_CONFIG),
         (CancelledError, EXIT_CANCELLED),
     ):
         if isinstance(err, kind):

@@ -31,14 +31,14 @@ from core.inference.tiling import Tile, run_tiled
 from core.model.infer import prepare_inputs
 from core.model.net import GainGrid, Linear48Net
 from core.progress import CancelToken, ProgressCallback, no_progress
-from ios_bridge.graph import fp16_emulation, round_fp16
+from ios_bridge.graph import DetailModel, fp16_emulation, round_fp16
 from ios_bridge.manifest import IosManifest
 from ios_bridge.quant import ActivationScales, variant_net
 
 __all__ = ["ExecutorResult", "ReferenceExecutor", "Runners", "make_runners"]
 
 GainFn = Callable[[Tensor], Tensor]
-DetailFn = Callable[[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor], tuple[Tensor, Tensor]]
+DetailFn = Callable[[Tensor, Tensor, Tensor, Tensor, Tensor], tuple[Tensor, Tensor]]
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,8 @@ class Runners:
         precision: ``fp32``, ``fp16``, ``int8`` or ``w8a8``.
         base: the float32 network (executor-side operations use its functions).
         gain: grid_in (1, 2*bins + 7, Hg, Wg) -> log gains (1, bins, Hg, Wg).
-        detail: (pro, guide, conf, gain_bins, log2_global, exposure) -> (output, log_gain).
+        detail: (pro, conf, gain_bins, log2_global, exposure) -> (output, log_gain), the
+            detail package's inputs (``ios_bridge.graph.DETAIL_INPUTS``).
     """
 
     precision: str
@@ -77,18 +78,18 @@ def make_runners(
             with fp16_emulation():
                 return round_fp16(model.grid_head(round_fp16(x)))
 
+    detail_model = DetailModel(model)
+
     def detail(
-        pro: Tensor, guide: Tensor, conf: Tensor, bins: Tensor, lg: Tensor, ex: Tensor
+        pro: Tensor, conf: Tensor, bins: Tensor, lg: Tensor, ex: Tensor
     ) -> tuple[Tensor, Tensor]:
-        args = (pro, guide, conf, bins, lg, ex)
         with torch.inference_mode():
             if not emulate:
-                res = model.render_bins(*args)
-                return res.output, res.log_gain
-            r16 = [round_fp16(a) for a in args]
+                return detail_model(pro, conf, bins, lg, ex)
+            r16 = [round_fp16(a) for a in (pro, conf, bins, lg, ex)]
             with fp16_emulation():
-                res = model.render_bins(r16[0], r16[1], r16[2], r16[3], r16[4], r16[5])
-            return round_fp16(res.output), round_fp16(res.log_gain)
+                output, log_gain = detail_model(r16[0], r16[1], r16[2], r16[3], r16[4])
+            return round_fp16(output), round_fp16(log_gain)
 
     return Runners(precision, net, gain, detail)
 
@@ -340,7 +341,6 @@ class ReferenceExecutor:
         tile: Tile = state["_tile"]
         args = (
             self._window(state, "pro"),
-            self._window(state, "guide"),
             self._window(state, "conf"),
             state["gain_bins"],
             state["log2_global"],

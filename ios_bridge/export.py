@@ -61,6 +61,7 @@ from ios_bridge.graph import (
     GAIN_OUTPUTS,
     DetailModel,
     GainModel,
+    check_detail_ignores_guide,
     detail_example_inputs,
     export_program,
     gain_example_inputs,
@@ -669,6 +670,7 @@ def export_coreml(
         act_scales = calibrate_w8a8(net, spec, model_hash=model_hash, cancel=token)
         export_net = variant_net(net, "w8a8", act_scales)
     gain_ex = gain_example_inputs(export_net, (gh, gw))
+    check_detail_ignores_guide(net)
     detail_ex = detail_example_inputs(export_net, tile_h)
     io = {
         "gain": (_io_shapes(GAIN_INPUTS, gain_ex), {GAIN_OUTPUTS[0]: (1, net.config.bins, gh, gw)}),
@@ -784,7 +786,6 @@ _DESCRIPTIONS = {
     "grid_in": "splatted gain grid (1, 2*bins+7, Hg, Wg): Linear48Net.splat of the frame",
     "log_gain_bins": "natural-log local gain per intensity bin (1, bins, Hg, Wg)",
     "pro": "ProRAW48 tile in working space (Camera48 x wb), 1.0 = RAW12 clip",
-    "guide": "RAW12 guidance tile (bilinear demosaic x wb, 2x upsampled), working space",
     "conf": "guidance confidence tile in [0, 1] (0 where RAW12 clipped)",
     "gain_bins": "gain grid upsampled and cropped at the tile origin (Linear48Net.upsample_grid)",
     "log2_global": "global exposure ratio, EV (1, 1, 1, 1)",

@@ -5,10 +5,13 @@
 - **gain model** = ``net.grid_head``: the splatted low-resolution grid
   (1, 2*bins + 7, Hg, Wg) -> natural-log gains per intensity bin (1, bins, Hg, Wg).
   One call per frame, fixed size (Hg, Wg) = ceil(H / pool_px), ceil(W / pool_px).
-- **detail model** = ``net.render_bins`` on one tile: ``pro``, ``guide`` (1, 3, T, T),
-  ``conf`` (1, 1, T, T), ``gain_bins`` (1, bins, T, T) (``net.upsample_grid`` cropped at
-  the tile's origin), ``log2_global``, ``exposure`` (1, 1, 1, 1) EV -> ``output``
-  (1, 3, T, T) L in working space and ``log_gain`` (1, 1, T, T) natural log.
+- **detail model** = ``net.render_bins`` on one tile: ``pro`` (1, 3, T, T), ``conf``
+  (1, 1, T, T), ``gain_bins`` (1, bins, T, T) (``net.upsample_grid`` cropped at the
+  tile's origin), ``log2_global``, ``exposure`` (1, 1, 1, 1) EV -> ``output`` (1, 3, T, T)
+  L in working space and ``log_gain`` (1, 1, T, T) natural log. The detail path reads no
+  guidance (``render_bins`` ignores ``guide``), so the package has no ``guide`` input and
+  the device needs no guidance tiles; :func:`check_detail_ignores_guide` proves it for a
+  network before export.
 
 :func:`export_program` traces either with ``torch.export`` at a fixed shape (the form
 coremltools converts), replacing ``nan_to_num`` by ``where``/``eq`` (coremltools lowers it
@@ -41,6 +44,7 @@ __all__ = [
     "DetailModel",
     "GainModel",
     "GraphStats",
+    "check_detail_ignores_guide",
     "detail_example_inputs",
     "export_program",
     "fp16_emulation",
@@ -53,7 +57,7 @@ __all__ = [
 
 GAIN_INPUTS: tuple[str, ...] = ("grid_in",)
 GAIN_OUTPUTS: tuple[str, ...] = ("log_gain_bins",)
-DETAIL_INPUTS: tuple[str, ...] = ("pro", "guide", "conf", "gain_bins", "log2_global", "exposure")
+DETAIL_INPUTS: tuple[str, ...] = ("pro", "conf", "gain_bins", "log2_global", "exposure")
 DETAIL_OUTPUTS: tuple[str, ...] = ("output", "log_gain")
 
 
@@ -70,7 +74,7 @@ class GainModel(nn.Module):
 
 
 class DetailModel(nn.Module):
-    """``net.render_bins`` on one tile, returning (output, log_gain)."""
+    """``net.render_bins`` on one tile, returning (output, log_gain); no guidance input."""
 
     def __init__(self, net: Linear48Net) -> None:
         super().__init__()
@@ -79,17 +83,39 @@ class DetailModel(nn.Module):
     def forward(
         self,
         pro: Tensor,
-        guide: Tensor,
         conf: Tensor,
         gain_bins: Tensor,
         log2_global: Tensor,
         exposure: Tensor,
     ) -> tuple[Tensor, Tensor]:
-        """Shapes: pro, guide (N, 3, T, T); conf (N, 1, T, T); gain_bins (N, bins, T, T);
+        """Shapes: pro (N, 3, T, T); conf (N, 1, T, T); gain_bins (N, bins, T, T);
         log2_global, exposure (N, 1, 1, 1) EV -> output (N, 3, T, T) working space,
-        log_gain (N, 1, T, T) natural log."""
-        res = self.net.render_bins(pro, guide, conf, gain_bins, log2_global, exposure)
+        log_gain (N, 1, T, T) natural log. ``render_bins`` does not read its ``guide``
+        argument (:func:`check_detail_ignores_guide`); ``pro`` stands in for its shape."""
+        res = self.net.render_bins(pro, pro, conf, gain_bins, log2_global, exposure)
         return res.output, res.log_gain
+
+
+def check_detail_ignores_guide(net: Linear48Net, tile_px: int = 16) -> None:
+    """Raise ExportToolError if ``net.render_bins`` depends on its ``guide`` argument
+    (then the detail package would need a guidance input): two random guides on the
+    same tile must give bit-identical outputs."""
+    gen = torch.Generator().manual_seed(1)
+    t, k = tile_px, net.config.bins
+    pro = torch.rand(1, 3, t, t, generator=gen) * 2.0
+    conf = (torch.rand(1, 1, t, t, generator=gen) > 0.2).float()
+    bins = 0.3 * torch.randn(1, k, t, t, generator=gen)
+    lg, ex = torch.full((1, 1, 1, 1), 0.4), torch.full((1, 1, 1, 1), -2.5)
+    with torch.no_grad():
+        outs = [
+            net.render_bins(pro, torch.rand(1, 3, t, t, generator=gen) * 4.0, conf, bins, lg, ex)
+            for _ in range(2)
+        ]
+    if not all(torch.equal(a, b) for a, b in zip(outs[0][:2], outs[1][:2], strict=True)):
+        raise ExportToolError(
+            "the detail head reads the guidance: ios_bridge exports it without a guide "
+            "input; add one to DetailModel and the manifest before exporting this model"
+        )
 
 
 def gain_example_inputs(net: Linear48Net, grid_hw: tuple[int, int]) -> tuple[Tensor]:
@@ -100,11 +126,11 @@ def gain_example_inputs(net: Linear48Net, grid_hw: tuple[int, int]) -> tuple[Ten
 
 
 def detail_example_inputs(net: Linear48Net, tile_px: int) -> tuple[Tensor, ...]:
-    """Deterministic detail-model inputs of one (tile_px x tile_px) tile."""
+    """Deterministic detail-model inputs of one (tile_px x tile_px) tile, in
+    :data:`DETAIL_INPUTS` order."""
     gen = torch.Generator().manual_seed(0)
     t, k = tile_px, net.config.bins
     return (
-        torch.rand(1, 3, t, t, generator=gen),
         torch.rand(1, 3, t, t, generator=gen),
         torch.rand(1, 1, t, t, generator=gen),
         0.1 * torch.randn(1, k, t, t, generator=gen),

@@ -11,8 +11,8 @@ reads and writes::
     gain_model       gain      frame   grid_in -> log_gain_bins
     for_each_tile    (loop over tiles, row-major)
       upsample_grid  executor  tile    log_gain_bins -> gain_bins   (crop at the origin)
-      detail_model   detail    tile    pro, guide, conf, gain_bins, log2_global,
-                                       exposure -> output, log_gain
+      detail_model   detail    tile    pro, conf, gain_bins, log2_global, exposure
+                                       -> output, log_gain
       to_camera48    executor  tile    output -> tile_camera48       (divide by wb)
       blend          executor  tile    tile_camera48, log_gain -> frame (weights)
 
@@ -122,9 +122,10 @@ OPERATIONS: tuple[dict[str, Any], ...] = (
                 "detail_model",
                 "detail",
                 "tile",
-                ["pro", "guide", "conf", "gain_bins", "log2_global", "exposure"],
+                ["pro", "conf", "gain_bins", "log2_global", "exposure"],
                 ["output", "log_gain"],
-                "Core ML detail package on the tile's window of pro, guide, conf",
+                "Core ML detail package on the tile's window of pro and conf (the detail "
+                "path reads no guidance)",
             ),
             _op(
                 "to_camera48",

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
+from ios_bridge.errors import ExportToolError
 from ios_bridge.graph import (
+    DETAIL_INPUTS,
     DetailModel,
     GainModel,
+    check_detail_ignores_guide,
     detail_example_inputs,
     export_program,
     gain_example_inputs,
@@ -54,7 +58,8 @@ def test_detail_model_counts_and_exports_without_nan_to_num(model):
     ex[0] = ex[0].clone()
     ex[0][0, 0, 0, 0] = float("nan")
     ex[0][0, 1, 3, 4] = float("inf")
-    ex[1][0, 2, 5, 5] = float("-inf")
+    ex[1] = ex[1].clone()
+    ex[1][0, 0, 5, 5] = float("-inf")
     with torch.no_grad():
         got = program.module()(*ex)
         want = DetailModel(net)(*ex)
@@ -74,3 +79,17 @@ def test_gain_model_is_fully_convolutional_at_grid_size(model):
     assert stats.parameters == sum(
         p.numel() for n, p in net.named_parameters() if not n.startswith("detail.")
     )
+
+
+def test_detail_model_has_no_guidance_input(model, monkeypatch):
+    assert DETAIL_INPUTS == ("pro", "conf", "gain_bins", "log2_global", "exposure")
+    check_detail_ignores_guide(model.net)  # the shipped network's detail path ignores it
+    net = model.net
+    original = net.render_bins
+
+    def reads_guide(pro, guide, conf, bins, lg, ex, grid=None):
+        return original(pro + 0.01 * guide, guide, conf, bins, lg, ex, grid)
+
+    monkeypatch.setattr(net, "render_bins", reads_guide)
+    with pytest.raises(ExportToolError, match="reads the guidance"):
+        check_detail_ignores_guide(net)
