@@ -76,7 +76,8 @@ def _block_mean(x: np.ndarray, f: int) -> np.ndarray:
     """Mean over f x f blocks of a (3, H, W) array, non-finite -> 0, negatives -> 0.
 
     Rows and columns beyond the last whole block are dropped (fewer than f). Works in row
-    bands so a 48MP frame needs only small temporaries. Returns float32 (3, H//f, W//f).
+    bands so a 48MP frame needs only small temporaries; a band is copied only when it holds
+    non-finite or negative values. Returns float32 (3, H//f, W//f).
     """
     h, w = x.shape[1] // f, x.shape[2] // f
     out = np.empty((3, h, w), np.float32)
@@ -84,9 +85,11 @@ def _block_mean(x: np.ndarray, f: int) -> np.ndarray:
     for r0 in range(0, h, band):
         r1 = min(h, r0 + band)
         blk = np.asarray(x[:, r0 * f : r1 * f, : w * f], dtype=np.float32)
-        blk = np.nan_to_num(blk, nan=0.0, posinf=0.0, neginf=0.0)
-        np.maximum(blk, 0.0, out=blk)
-        out[:, r0:r1] = blk.reshape(3, r1 - r0, f, w, f).mean(axis=(2, 4))
+        if not np.isfinite(blk).all() or blk.min() < 0:
+            blk = np.nan_to_num(blk, nan=0.0, posinf=0.0, neginf=0.0)
+            np.maximum(blk, 0.0, out=blk)
+        rows = blk.reshape(3, r1 - r0, f, w * f).sum(axis=2, dtype=np.float32)
+        out[:, r0:r1] = rows.reshape(3, r1 - r0, w, f).sum(axis=3) / np.float32(f * f)
     return out
 
 
