@@ -171,7 +171,8 @@ def _stability_lines(st: dict[str, Any]) -> list[str]:
             f"stable: no {gv}x{gh} cell deviates more than {st['threshold_ev']:.2f} EV "
             f"(largest {_num(worst, '.3f')} EV{where})"
         ]
-    cells = ", ".join(f"({r}, {c}) {ratio} {dev:+.3f} EV" for r, c, ratio, dev in st["flagged"][:8])
+    worst_first = sorted(st["flagged"], key=lambda f: -abs(f[3]))
+    cells = ", ".join(f"({r}, {c}) {ratio} {dev:+.3f} EV" for r, c, ratio, dev in worst_first[:8])
     more = f" and {len(st['flagged']) - 8} more" if len(st["flagged"]) > 8 else ""
     return [
         f"LOCAL CAST: {len(st['flagged'])} cell(s) of {gv}x{gh} beyond "
@@ -185,8 +186,8 @@ def format_diagnostics(d: dict[str, Any]) -> str:
     method = d["method"]
     if d.get("model_hash"):
         method += f", model {d['model_hash'][:12]}"
-    if d.get("method_requested") not in (None, d["method"]):
-        method += f", {d['method_requested']} requested"
+    if d.get("fallback_reason"):
+        method += f", {d['method_requested']} requested but unavailable"
     lines = [
         f"{Path(d['file']).name}: {d['kind']}, {w}x{h} (diagnostics: {method})",
         f"  exposure:       {_exposure_line(d['exposure'])}",

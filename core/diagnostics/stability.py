@@ -62,7 +62,10 @@ class WbStabilityReport:
     Attributes:
         stability: the metric (deviation map (gv, gh, 2) in EV, worst cell...).
         threshold_ev: the local-cast threshold used.
-        flagged: cells beyond it, as (row, col, "R/G" or "B/G", deviation EV).
+        flagged: cells beyond it, as (row, col, "R/G" or "B/G", deviation EV), in grid
+            order. Deviations are relative to the global median, so one cast region
+            also shifts the others the opposite way (a quarter of the frame at +0.3 EV
+            reads as about +0.2 EV there and -0.1 EV elsewhere).
         stable: True when no cell is flagged.
         valid_fraction: fraction of (block-averaged) Bayer cells without clipping.
     """

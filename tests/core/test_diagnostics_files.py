@@ -129,10 +129,15 @@ def test_diagnose_file_reports_a_local_cast(tmp_path: Path, sim_pair_dir: Path) 
 
 
 def test_diagnose_file_without_raw12_and_with_auto(tmp_path: Path, sim_pair_dir: Path) -> None:
-    d = diagnose_file(_write_output(tmp_path, sim_pair_dir))
+    out = _write_output(tmp_path, sim_pair_dir)
+    d = diagnose_file(out)
     assert d["wb_stability"] is None
     assert d["method_requested"] == "auto" and d["method"] in ("learned", "classical")
     assert "vs RAW12" not in format_diagnostics(d)
+    fallback = diagnose_file(out, checkpoint=str(tmp_path / "missing.pt"))
+    assert fallback["method"] == "classical" and "not found" in fallback["fallback_reason"]
+    text = format_diagnostics(fallback)
+    assert "auto requested but unavailable" in text and "not found" in text
 
 
 def test_diagnose_file_bad_inputs(tmp_path: Path, sim_pair_dir: Path) -> None:
@@ -144,3 +149,19 @@ def test_diagnose_file_bad_inputs(tmp_path: Path, sim_pair_dir: Path) -> None:
         diagnose_file(junk)
     with pytest.raises(FileNotReadableError):
         diagnose_file(tmp_path / "missing.dng")
+
+
+def test_diagnose_file_reports_progress_and_honours_cancel(
+    tmp_path: Path, sim_pair_dir: Path
+) -> None:
+    from core.errors import CancelledError
+    from core.progress import CancelToken, Progress
+
+    out = _write_output(tmp_path, sim_pair_dir)
+    events: list[Progress] = []
+    diagnose_file(out, method="classical", raw12=sim_pair_dir / "raw12.dng", progress=events.append)
+    assert [e.done for e in events] == [0, 1, 2, 3] and events[-1].fraction == 1.0
+    token = CancelToken()
+    token.cancel()
+    with pytest.raises(CancelledError):
+        diagnose_file(out, method="classical", cancel=token)
