@@ -420,3 +420,13 @@ def test_net_config_validation() -> None:
         DiagnosticNetConfig.from_dict({"bogus": 1})
     cfg = DiagnosticNetConfig()
     assert DiagnosticNetConfig.from_dict(cfg.to_dict()) == cfg
+
+
+def test_absurdly_large_checkpoint_is_refused_unread(tmp_path: Path) -> None:
+    """A 65 MiB file (sparse, nothing real written) is refused by size before reading."""
+    clear_cache()
+    path = tmp_path / "huge.pt"
+    with path.open("wb") as handle:
+        handle.truncate(65 * 2**20)
+    with pytest.raises(DiagnosticCheckpointError, match="far larger"):
+        load_diagnostic_model(path)
