@@ -108,6 +108,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
         layout="strips" if args.strips else "ljpeg-tiles",
         overwrite=args.force or not Path(output).exists(),
         report_path=Path(args.report) if args.report else None,
+        demosaic=args.demosaic,
     )
     bar = _TqdmProgress(enabled=not args.quiet and sys.stderr.isatty())
     try:
@@ -189,6 +190,17 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_diagnose(args: argparse.Namespace) -> int:
+    from core.diagnostics import diagnose_file, format_diagnostics
+
+    result = diagnose_file(args.file, method=args.method, raw12=args.raw12)
+    if args.json:
+        _print_json(result)
+    else:
+        print(format_diagnostics(result), end="")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The CLI's argument parser (one sub-command per job)."""
     parser = argparse.ArgumentParser(
@@ -220,6 +232,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="uncompressed strips instead of lossless-JPEG tiles (uint16 only)",
     )
+    p.add_argument(
+        "--demosaic",
+        default="bilinear",
+        choices=["bilinear", "malvar", "dht", "aahd", "learned"],
+        help="demosaic of the RAW12 guidance the model reads (default bilinear: what the "
+        "shipped model was trained with; dht/aahd are LibRaw's)",
+    )
     p.add_argument("--report", type=Path, help="JSON report path (default: OUT.json)")
     p.add_argument(
         "--allow-misaligned",
@@ -246,6 +265,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", type=Path, required=True)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser(
+        "diagnose", help="exposure, white-balance and saturation diagnostics of an output DNG"
+    )
+    p.add_argument("file", type=Path, help="a linear DNG written by convert")
+    p.add_argument("--raw12", type=Path, help="its RAW12: adds the per-region cast map")
+    p.add_argument(
+        "--method", default="auto", choices=["auto", "learned", "classical"], help="estimator"
+    )
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_diagnose)
+
+    from ios_bridge.cli import add_subcommands as add_ios_subcommands
+
+    add_ios_subcommands(sub)
 
     p = sub.add_parser("gui", help="open the desktop application (the default command)")
     p.add_argument("pair_dir", nargs="?", type=Path, help="folder of capture pairs to list")

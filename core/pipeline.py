@@ -95,6 +95,9 @@ class ConvertOptions:
         overwrite: replace an existing output.
         report_path: JSON report path (default: output path with ``.json``).
         model_path: checkpoint for the ``model`` method (default: the shipped one).
+        demosaic: demosaic of the RAW12 guidance the model reads (``core.demosaic.METHODS``:
+            bilinear, malvar, dht, aahd, learned); the default is what the shipped model
+            was trained with. The baselines do not demosaic.
         model_max_pixels: largest frame the model runs on (larger ones skip it with a
             recorded reason). Inference streams (gain grid band by band, detail head per
             tile), so the default covers 48MP frames and the 48MP crop modes.
@@ -109,6 +112,7 @@ class ConvertOptions:
     overwrite: bool = True
     report_path: Path | None = None
     model_path: Path | None = None
+    demosaic: str = "bilinear"
     model_max_pixels: int = 64_000_000
     thresholds: SafetyThresholds = field(default_factory=SafetyThresholds)
 
@@ -117,6 +121,12 @@ class ConvertOptions:
             raise ConfigError(f"method: {self.method!r} is not one of {', '.join(METHODS)}")
         if self.sample_format not in ("uint16", "float32"):
             raise ConfigError(f"sample_format: {self.sample_format!r} is not uint16 or float32")
+        from core.demosaic import METHODS as DEMOSAIC_METHODS
+
+        if self.demosaic not in DEMOSAIC_METHODS:
+            raise ConfigError(
+                f"demosaic: {self.demosaic!r} is not one of {', '.join(DEMOSAIC_METHODS)}"
+            )
         if self.layout not in ("ljpeg-tiles", "strips"):
             raise ConfigError(f"layout: {self.layout!r} is not ljpeg-tiles or strips")
 
@@ -310,7 +320,13 @@ def _run_model(pair: CapturePair, options: ConvertOptions) -> tuple[BaselineResu
     model = load_model(options.model_path) if options.model_path else load_default_model()
     run = predict if pair.camera48[0].size <= WHOLE_IMAGE_MAX_PIXELS else predict_tiled
     out = run(
-        model, pair.camera48, pair.anchor, pair.raw12.cfa, pair.wb_gains, unclipped=pair.unclipped
+        model,
+        pair.camera48,
+        pair.anchor,
+        pair.raw12.cfa,
+        pair.wb_gains,
+        unclipped=pair.unclipped,
+        demosaic_method=options.demosaic,
     )
     result = BaselineResult(
         "model", out.camera48, out.gain_lowres, out.global_gain, out.cell_px48, dict(out.stats)
@@ -501,6 +517,7 @@ def convert(
         "method": decision.used,
         "method_requested": decision.requested,
         "fallback_reason": decision.reason,
+        "guide_demosaic": opts.demosaic if decision.used == "model" else None,
         "model_hash": decision.model_hash,
         "anchor_psnr_db": round(float(metrics.psnr_db), 3),
         "registration": registration.status,

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from main import main
@@ -199,3 +200,33 @@ def test_register_json_has_the_documented_fields(
     ):
         assert key in info
     assert len(info["radial"]) == 3 and len(info["tangential"]) == 2
+
+
+def test_convert_demosaic_option_reaches_the_report_and_diagnose_reads_the_output(
+    sim_pair_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--demosaic` changes the model's guidance (recorded in the provenance, and the
+    output differs from the bilinear one); `diagnose --json` reports all three heads."""
+    from core.evaluate import load_output_camera48
+
+    outs = {}
+    for method in ("bilinear", "malvar"):
+        out = tmp_path / f"{method}.dng"
+        args = ["convert", "--raw12", str(sim_pair_dir / "raw12.dng")]
+        args += ["--proraw48", str(sim_pair_dir / "proraw48.dng"), "-o", str(out), "-q"]
+        assert main([*args, "--demosaic", method]) == 0
+        capsys.readouterr()
+        report = json.loads(out.with_suffix(".json").read_text())
+        assert report["provenance"]["guide_demosaic"] == method
+        outs[method] = load_output_camera48(out, 0.0)[0]
+    assert not np.array_equal(outs["bilinear"], outs["malvar"])
+
+    assert main(["diagnose", str(tmp_path / "malvar.dng"), "--json"]) == 0
+    diag = json.loads(capsys.readouterr().out)
+    assert {"exposure", "white_balance", "saturation"} <= set(diag)
+
+
+def test_unknown_demosaic_is_rejected(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["convert", "--demosaic", "nearest"])
+    assert "invalid choice" in capsys.readouterr().err
