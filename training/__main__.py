@@ -4,6 +4,8 @@
     runs      [--root DIR] [--markdown FILE]     dashboard table (also written as Markdown)
     evaluate  --checkpoint C [--out DIR] [--size WxH] [--seed N]
     ship      --run NAME [--root DIR]            copy a run's model + report to resources/
+    diagnostics train|evaluate|calibrate ...     the diagnostic net (training/diagnostics.py)
+    demosaic  train|evaluate ...                 the learned demosaicer (training/demosaic.py)
 
 The shipped default is trained from scratch with::
 
@@ -70,6 +72,15 @@ def ship(run_dir: Path, dest: Path = RESOURCES) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["diagnostics"]:
+        from training.diagnostics import main as diagnostics_main
+
+        return diagnostics_main(argv[1:])
+    if argv[:1] == ["demosaic"]:
+        from training.demosaic import main as demosaic_main
+
+        return demosaic_main(argv[1:])
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     try:
