@@ -251,9 +251,9 @@ def gate_summary(
     line = f"gate {verdict}"
     res, limit = figures.get("residual_rms_px"), thresholds.get("max_residual_rms_px")
     if isinstance(res, int | float) and np.isfinite(res):
-        line += f" · residual {res:.2f} px RMS"
+        line += f" · {res:.2f} px RMS"
         if isinstance(limit, int | float):
-            line += f" ≤ {limit:.2f}" if res <= limit else f" > {limit:.2f}"
+            line += f" (≤ {limit:.2f})" if res <= limit else f" (> {limit:.2f})"
     if reasons:
         line += f" · {reasons[0]}"
     return line

@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 Shaper = Callable[[np.ndarray], np.ndarray]
 ROI_PEN = QPen(QColor(255, 200, 40), 0)
 COLORBAR_PX = 58
+COLORBAR_LABEL_MARGIN_PX = 7
 CROSS_PEN = pg.mkPen((255, 255, 255, 150), width=1, style=Qt.PenStyle.DashLine)
 
 
@@ -151,7 +152,8 @@ class ImagePane(QWidget):
         self.info_label.set_content("", colour=INFO_COLOUR)
         self.header = PaneHeader(self.title_label, self.info_label)
         self.glw = pg.GraphicsLayoutWidget()
-        self.glw.ci.setContentsMargins(0, 0, 0, 0)
+        # room above and below for the colorbar's end tick labels (every pane alike)
+        self.glw.ci.setContentsMargins(0, COLORBAR_LABEL_MARGIN_PX, 0, COLORBAR_LABEL_MARGIN_PX)
         self.view = self.glw.addViewBox(
             row=0, col=0, lockAspect=True, invertY=True, enableMenu=False
         )

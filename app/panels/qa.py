@@ -170,7 +170,16 @@ class QaPanel(QWidget):
         t = self.thresholds()
         header, body = table_rows(rows, t)
         self.model.clear()
-        self.model.setHorizontalHeaderLabels(header)
+        # metric headers on two lines, unit below ("anchor PSNR" / "dB"): narrower columns
+        # keep "why" on screen; the exports keep one-line headers
+        self.model.setHorizontalHeaderLabels(
+            [
+                " ".join(h.split(" ")[:-1]) + "\n" + h.split(" ")[-1]
+                if FIRST_METRIC_COLUMN <= c < FIRST_METRIC_COLUMN + len(METRIC_COLUMNS)
+                else h
+                for c, h in enumerate(header)
+            ]
+        )
         keys = list(METRIC_COLUMNS)
         for r, (row, cells) in enumerate(zip(rows, body, strict=True)):
             items = []

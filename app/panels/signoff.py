@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QListWidget,
+    QListWidgetItem,
     QPlainTextEdit,
     QPushButton,
     QSplitter,
@@ -215,3 +216,7 @@ class SignoffPanel(QWidget):
             ok, why = gate_accepts(rec, self.model_hash.text().strip(), quant, self.scenes)
             mark = "✓ accepted" if ok else "✗ " + (why[0] if why else "")
             self.records.addItem(f"{path.name} — {rec.reviewer}, {rec.date} — {mark}")
+        if self.records.count() == 0:
+            empty = QListWidgetItem(f"no sign-off records in {self.folder.text()} yet")
+            empty.setFlags(Qt.ItemFlag.NoItemFlags)
+            self.records.addItem(empty)

@@ -267,6 +267,8 @@ def test_int8_signoff_writes_a_record_the_gate_accepts(qtbot, window, tmp_path):
     from core.signoff import gate_accepts, read_record
 
     panel = window.signoff
+    assert panel.records.count() == 1  # an empty folder says so
+    assert panel.records.item(0).text().startswith("no sign-off records in ")
     panel.reviewer.setText("QA Reviewer")
     panel.model_hash.setText("sha256:feedbeef")
     assert not panel.sign_button.isEnabled()
@@ -282,7 +284,7 @@ def test_int8_signoff_writes_a_record_the_gate_accepts(qtbot, window, tmp_path):
     assert all(s.metrics == {} for s in record.scenes)  # no INT8 output exists: none invented
     ok, why = gate_accepts(record, "sha256:feedbeef", panel.quantization(), panel.scenes)
     assert ok, why
-    assert "accepted" in panel.records.item(0).text()
+    assert panel.records.count() == 1 and "accepted" in panel.records.item(0).text()
 
 
 def test_qa_table_filters_and_exports(qtbot, window, tmp_path):
