@@ -278,25 +278,40 @@ def graph_stats(program: torch.export.ExportedProgram) -> GraphStats:
     )
 
 
-def round_fp16(x: Tensor) -> Tensor:
-    """float32 -> nearest float16 value, kept as float32 (other dtypes unchanged)."""
-    if x.dtype == torch.float32:
-        return x.to(torch.float16).to(torch.float32)
-    return x
+def round_fp16(x: Tensor, *, flush_subnormals: bool = False) -> Tensor:
+    """float32 -> nearest float16 value, kept as float32 (other dtypes unchanged).
+
+    ``flush_subnormals``: values below the smallest normal float16 (2**-14) become 0, as
+    on hardware without float16 subnormals.
+    """
+    if x.dtype != torch.float32:
+        return x
+    y = x.to(torch.float16).to(torch.float32)
+    if flush_subnormals:
+        y = torch.where(y.abs() < FP16_MIN_NORMAL, torch.zeros_like(y), y)
+    return y
 
 
-def _round_tree(value: Any) -> Any:
+#: Smallest normal float16.
+FP16_MIN_NORMAL = 2.0**-14
+
+
+def _round_tree(value: Any, flush: bool) -> Any:
     if isinstance(value, torch.Tensor):
-        return round_fp16(value)
+        return round_fp16(value, flush_subnormals=flush)
     if isinstance(value, tuple) and not hasattr(value, "_fields"):
-        return tuple(_round_tree(v) for v in value)
+        return tuple(_round_tree(v, flush) for v in value)
     if isinstance(value, list):
-        return [_round_tree(v) for v in value]
+        return [_round_tree(v, flush) for v in value]
     return value
 
 
 class _Fp16RoundingMode(TorchFunctionMode):
     """Rounds every float32 tensor that a torch function returns to the FP16 grid."""
+
+    def __init__(self, flush_subnormals: bool = False) -> None:
+        super().__init__()
+        self.flush = flush_subnormals
 
     def __torch_function__(
         self,
@@ -305,15 +320,17 @@ class _Fp16RoundingMode(TorchFunctionMode):
         args: tuple[Any, ...] = (),
         kwargs: dict[str, Any] | None = None,
     ) -> Any:
-        return _round_tree(func(*args, **(kwargs or {})))
+        return _round_tree(func(*args, **(kwargs or {})), self.flush)
 
 
 @contextlib.contextmanager
-def fp16_emulation() -> Iterator[None]:
+def fp16_emulation(*, flush_subnormals: bool = False) -> Iterator[None]:
     """Inside this block every torch op's float32 result is rounded to float16 (values stay
     float32): an FP16 Core ML program emulated op by op. Accumulation inside an op
-    (a convolution's sum) stays float32, as on the GPU and Neural Engine."""
-    with _Fp16RoundingMode():
+    (a convolution's sum) stays float32, as on the GPU and Neural Engine.
+    ``flush_subnormals`` also flushes results below 2**-14 to zero (hardware without
+    float16 subnormals)."""
+    with _Fp16RoundingMode(flush_subnormals):
         yield
 
 
