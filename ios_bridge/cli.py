@@ -68,6 +68,10 @@ def _guarded(fn: Handler) -> Handler:
 
     def run(args: argparse.Namespace) -> int:
         try:
+            if getattr(args, "checkpoint", "") is None:
+                from core.model.infer import DEFAULT_CHECKPOINT
+
+                args.checkpoint = DEFAULT_CHECKPOINT
             return fn(args)
         except Linear48Error as err:
             print(f"error: {err}", file=sys.stderr)
@@ -301,14 +305,16 @@ def cmd_ios_plan(args: argparse.Namespace) -> int:
 
 def add_subcommands(sub: argparse._SubParsersAction) -> None:
     """Register ``export-coreml``, ``parity``, ``signoff`` and ``ios-plan`` on ``sub``
-    (``main.py``'s sub-parsers); each sets ``func`` to its handler."""
-    from core.model.infer import DEFAULT_CHECKPOINT
-
+    (``main.py``'s sub-parsers); each sets ``func`` to its handler. Imports nothing
+    heavy: torch and coremltools load inside the handlers."""
     default_signoff = Path("signoff")
 
     def common(p: argparse.ArgumentParser, *, signoff: bool = False) -> None:
         p.add_argument(
-            "--checkpoint", type=Path, default=DEFAULT_CHECKPOINT, help="model checkpoint"
+            "--checkpoint",
+            type=Path,
+            default=None,
+            help="model checkpoint (default: the shipped resources/models/default.pt)",
         )
         if signoff:
             p.add_argument(

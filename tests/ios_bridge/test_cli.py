@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 import pytest
 
@@ -214,3 +215,21 @@ def test_signed_int8_export_end_to_end(tmp_path, capsys):
     }
     assert kinds == {"constexpr_affine_dequantize"}
     assert json.loads(model.user_defined_metadata["linear48.quantization"])["mode"] == "int8"
+
+
+def test_registering_the_commands_imports_nothing_heavy():
+    import subprocess
+    import sys
+
+    script = (
+        "import argparse, sys\n"
+        "from ios_bridge.cli import add_subcommands\n"
+        "add_subcommands(argparse.ArgumentParser().add_subparsers())\n"
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('torch', 'coremltools', 'PySide6')]\n"
+        "assert not bad, bad[:5]\n"
+    )
+    repo = Path(__file__).resolve().parents[2]
+    proc = subprocess.run(
+        [sys.executable, "-c", script], cwd=repo, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
