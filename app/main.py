@@ -16,6 +16,9 @@ SCREENSHOT_SIZE = (1760, 1040)
 SCREENSHOT_TABS: dict[str, int] = {"inspect": 0, "qa": 1, "signoff": 2, "experiments": 3}
 #: RAW12 (width, height) of the simulated QA set run for a ``tab="qa"`` screenshot.
 SCREENSHOT_QA_SIZE = (256, 192)
+#: How long a screenshot waits for the window (and the QA set) to be ready: generous, the
+#: 1008x756 demo pair takes ~1 min on a busy 2-core machine.
+SCREENSHOT_WAIT_MS = 600_000
 
 
 def run_gui(
@@ -65,7 +68,8 @@ def run_gui(
     if screenshot is None:
         return int(app.exec())
     ok = window.wait_until(
-        lambda: window.ready() or (window.banner.isVisible() and window.banner.level == "error")
+        lambda: window.ready() or (window.banner.isVisible() and window.banner.level == "error"),
+        SCREENSHOT_WAIT_MS,
     )
     window.wait_until(lambda: window.workers.active == 0, 30_000)
     if ok and tab == "qa":
@@ -74,7 +78,7 @@ def run_gui(
         box.setCurrentIndex(sizes.index(SCREENSHOT_QA_SIZE) if SCREENSHOT_QA_SIZE in sizes else 0)
         window.qa.run_simulated()
         ok = window.wait_until(
-            lambda: bool(window.state.qa_rows) and window.state.busy is None, 600_000
+            lambda: bool(window.state.qa_rows) and window.state.busy is None, SCREENSHOT_WAIT_MS
         )
     window.tabs.setCurrentIndex(SCREENSHOT_TABS[tab])
     window.panes.fit()

@@ -47,8 +47,10 @@ from core.progress import CancelToken, Progress, ProgressCallback
 
 SIZES = ((128, 96), (256, 192), (512, 384), (1008, 756))
 VERDICT_COLOURS = {"pass": "#7bd88f", "FAIL": "#ff6b6b", "error": "#ffb454"}
-#: Widest the tags column starts (the full tags are in each cell's tooltip).
-TAGS_COLUMN_MAX_PX = 200
+#: Where the "why" column is shown (right after the verdict) and its widest start (the
+#: full text is in each cell's tooltip).
+WHY_VISUAL_COLUMN = 2
+WHY_COLUMN_MAX_PX = 300
 #: Colours of the alignment gate column (``app.qa.ALIGNMENT_VERDICTS`` values).
 ALIGNMENT_COLOURS = {"passed": "#7bd88f", "FAILED": "#ff6b6b", "unmeasured": "#ffb454"}
 
@@ -209,11 +211,14 @@ class QaPanel(QWidget):
         hdr = self.view.horizontalHeader()
         hdr.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         hdr.setStretchLastSection(True)
-        # the tags column is capped so "why" (the last, stretched) stays on screen
-        tags = len(header) - 2
-        hdr.setSectionResizeMode(tags, QHeaderView.ResizeMode.Interactive)
-        self.view.resizeColumnToContents(tags)
-        hdr.resizeSection(tags, min(hdr.sectionSize(tags), TAGS_COLUMN_MAX_PX))
+        # "why" is shown right after the verdict (the exports keep it last) and capped, so
+        # the reason for a FAIL is on screen however many metric columns there are
+        why = len(header) - 1
+        if hdr.visualIndex(why) != WHY_VISUAL_COLUMN:
+            hdr.moveSection(hdr.visualIndex(why), WHY_VISUAL_COLUMN)
+        hdr.setSectionResizeMode(why, QHeaderView.ResizeMode.Interactive)
+        self.view.resizeColumnToContents(why)
+        hdr.resizeSection(why, min(max(hdr.sectionSize(why), 60), WHY_COLUMN_MAX_PX))
         n_pass = sum(1 for r in rows if not failures(r, t))
         self.summary.setText(f"{n_pass} / {len(rows)} pass" if rows else "no scenes yet")
         has = bool(rows)

@@ -297,6 +297,9 @@ def test_qa_table_filters_and_exports(qtbot, window, tmp_path):
     from app.qa import ALIGNMENT_COLUMN
 
     assert qa.model.horizontalHeaderItem(ALIGNMENT_COLUMN).text() == "align gate"
+    why = qa.model.columnCount() - 1  # last in the exports, shown right after the verdict
+    assert qa.model.horizontalHeaderItem(why).text() == "why"
+    assert qa.view.horizontalHeader().visualIndex(why) == 2
     for r, row in enumerate(rows):  # the gate's verdict, with what registration did on hover
         cell = qa.model.item(r, ALIGNMENT_COLUMN)
         assert cell.text() == row.alignment != ""
