@@ -1,9 +1,9 @@
 """INT8 sign-off tab: per-scene verdicts for one model hash + quantization config.
 
-FP16-vs-INT8 comparison needs the model's INT8 emulation (Core ML export, issue 5); until
-it exists the comparison area says so and every scene's metrics stay empty — the record
-still captures who decided what, for which exact hash and config, which is what the
-export gate checks (:func:`core.signoff.gate_accepts`).
+FP16-vs-INT8 comparison needs the model's INT8 emulation (Core ML export, issue 5) wired
+into this tab; until it is, the comparison area says so and every scene's metrics stay
+empty — the record still captures who decided what, for which exact hash and config,
+which is what the export gate checks (:func:`core.signoff.gate_accepts`).
 """
 
 from __future__ import annotations
@@ -39,8 +39,8 @@ from core.signoff import SceneVerdict, find_records, gate_accepts, make_record, 
 
 DEFAULT_QUANT = {"mode": "w8a8", "calibration": "QA set", "tool": "coremltools.optimize.torch"}
 UNAVAILABLE = (
-    "FP16 vs INT8 (emulated) comparison unavailable: the INT8 emulation (Core ML export, "
-    "issue 5) is not part of this build yet. Verdicts can be recorded; per-scene metrics "
+    "FP16 vs INT8 (emulated) comparison: not shown in the GUI yet (issue 5's INT8 "
+    "emulation is not wired into this tab). Verdicts can be recorded; per-scene metrics "
     "stay empty rather than invented."
 )
 
