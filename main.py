@@ -70,6 +70,7 @@ def cmd_gui(args: argparse.Namespace) -> int:
         proraw48=args.proraw48,
         demo=args.demo,
         screenshot=args.screenshot,
+        tab=args.tab,
     )
 
 
@@ -288,6 +289,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--demo", action="store_true", help="open the simulated demo pair")
     p.add_argument(
         "--screenshot", type=Path, help="render the populated window to this PNG and exit"
+    )
+    p.add_argument(
+        "--tab",
+        choices=("inspect", "qa", "signoff", "experiments"),
+        default="inspect",
+        help="tab shown (and in --screenshot; qa runs the simulated QA set first)",
     )
     p.set_defaults(func=cmd_gui)
 

@@ -35,9 +35,17 @@ from PySide6.QtWidgets import (
 from app.qa import qa_scenes
 from app.state import AppState
 from core.errors import Linear48Error
-from core.signoff import SceneVerdict, find_records, gate_accepts, make_record, write_record
+from core.signoff import (
+    SceneVerdict,
+    default_quantization,
+    find_records,
+    gate_accepts,
+    make_record,
+    write_record,
+)
 
-DEFAULT_QUANT = {"mode": "w8a8", "calibration": "QA set", "tool": "coremltools.optimize.torch"}
+#: What a record signs by default: the canonical w8a8 config the export gate checks.
+DEFAULT_QUANT = default_quantization("w8a8")
 UNAVAILABLE = (
     "FP16 vs INT8 (emulated) comparison: not shown in the GUI yet (issue 5's INT8 "
     "emulation is not wired into this tab). Verdicts can be recorded; per-scene metrics "

@@ -285,6 +285,13 @@ def test_int8_signoff_writes_a_record_the_gate_accepts(qtbot, window, tmp_path):
     ok, why = gate_accepts(record, "sha256:feedbeef", panel.quantization(), panel.scenes)
     assert ok, why
     assert panel.records.count() == 1 and "accepted" in panel.records.item(0).text()
+    # The INT8 export's own lookup (canonical w8a8 config, required QA scenes) accepts it.
+    from core.signoff import default_quantization, find_accepting_record
+
+    found, reasons = find_accepting_record(
+        tmp_path / "signoff", "feedbeef", default_quantization("w8a8")
+    )
+    assert found is not None and found[0] == path, reasons
 
 
 def test_qa_table_filters_and_exports(qtbot, window, tmp_path):
