@@ -106,7 +106,7 @@ def downstream(n: int) -> dict[str, tuple[float, float]]:
                 img.wb,
                 unclipped=img.unclipped,
                 demosaic_method=m,
-            ).image
+            ).camera48
             tm = truth_metrics(out, img.truth)
             ps.append(tm.psnr_gain_fitted_db)
             lt.append(tm.ltm_residual_ev)
@@ -152,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
         f"seeds; timing on one {args.time_size} mosaic, median of {args.repeats}; "
         f"bilinear {t['bilinear'] * 1000:.0f} ms/MP in this run.\n"
     )
+    print(text, end="", flush=True)
+    text_main, text = text, ""
     if args.downstream:
         d = downstream(args.downstream)
         text += (
@@ -163,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     text += f"\ntotal {time.perf_counter() - t0:.0f} s\n"
     print(text, end="")
     if args.markdown:
-        args.markdown.write_text(text)
+        args.markdown.write_text(text_main + text)
     return 0 if all(math.isfinite(v) for v in t.values()) else 1
 
 
