@@ -1,8 +1,10 @@
 """Train and evaluate the learned guidance demosaicer (``core.demosaic``, method ``learned``).
 
-    python -m training.demosaic train --config training/configs/demosaic.toml [--dry-run]
+    python -m training demosaic train --config training/configs/demosaic.toml [--dry-run]
         [--ship] [--root DIR] [--threads N]
-    python -m training.demosaic evaluate [--checkpoint C] [--size WxH] [--per-scene N]
+    python -m training demosaic evaluate [--checkpoint C] [--size WxH] [--per-scene N]
+
+(``python -m training.demosaic ...`` runs the same :func:`main`.)
 
 Data (all in memory, nothing downloaded): the simulator's *natural* scenes
 (:mod:`core.simulate.scenes`) at training seeds (below
