@@ -1,7 +1,7 @@
 """Guidance demosaic methods compared: quality on held-out truth and patterns, speed.
 
-    python benchmarks/eval_demosaic.py [--size 256x192] [--per-scene 1] [--time-size 1024x768]
-        [--repeats 3] [--downstream N] [--markdown OUT.md]
+    python benchmarks/eval_demosaic.py [--size 256x192] [--per-scene 1] [--time-size 4032x3024]
+        [--repeats 2] [--downstream N] [--markdown OUT.md]
 
 Quality (:mod:`core.demosaic.evaluation`): natural simulator scenes at held-out seeds
 (>= 9,000,000; the learned model never saw them), all four CFA phases, 12MP truth =
@@ -11,7 +11,8 @@ scenes (zone plate, Siemens star, stripes, checkers, gradient sky, slanted edges
 fractal, white noise); the periodic-artifact score (dB of 2 px-period energy in the
 log error, :func:`core.demosaic.periodic_artifact_db`), mean over the images.
 
-Speed: each method on one natural mosaic of ``--time-size`` (default 1024x768, 0.79 MP),
+Speed: each method on one natural mosaic of ``--time-size`` (default 4032x3024, a whole
+RAW12 frame: per-MP costs are not constant, small images favour the light methods),
 median of ``--repeats`` runs after one warm-up, in seconds per megapixel and as a ratio to
 bilinear measured in the same run (the machine is shared, absolute times vary).
 
@@ -135,8 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--size", default="256x192", help="12MP size of each evaluation image")
     p.add_argument("--per-scene", type=int, default=1)
-    p.add_argument("--time-size", default="1024x768")
-    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--time-size", default="4032x3024", help="WxH of the timed mosaic")
+    p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--downstream", type=int, default=0, help="simulated pairs for the model")
     p.add_argument("--markdown", type=Path, default=None)
     args = p.parse_args(argv)
