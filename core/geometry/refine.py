@@ -1,0 +1,619 @@
+"""Final registration stage at the RAW12 pixel level: per-colour patch Lucas-Kanade.
+
+Convention (DESIGN §3-4, issue 3): 48MP pixels, points ``(x, y)``, pixel centres at
+integers, backward warping; ``W`` maps a pixel ``q`` of the RAW12-aligned 48MP output
+grid to the Camera48 position it samples (``core.geometry.warp``). RAW12 pixel
+``(x12, y12)`` is centred at 48MP ``(2 x12 + 0.5, 2 y12 + 0.5)`` and reads the mean of the
+2x2 48MP pixels ``2 x12 .. 2 x12 + 1`` of its own colour (the forward operator ``F``). For
+a locally translational warp, ``F(warp(cam))`` at that pixel is the 2x2 box mean of
+``cam_c`` centred at ``W(2 x12 + 0.5, 2 y12 + 0.5)``: one bilinear sample of the colour's
+2x2-box field. So every anchor pixel is compared with its own colour, at its own
+position; nothing is demosaicked and the 48MP frame is never warped.
+
+Why not the cell luminance of the coarse levels (``registration``): a Bayer cell mixes
+four colours over 4x4 48MP px, so a tone curve applied per 48MP pixel (local tone mapping
+is one) makes a cell straddling an edge no longer a fixed function of the anchor cell,
+and coloured edges move the cell centroid; comparing per colour at 2x2 px halves the
+mixing footprint and removes the colour mixing. Measured on the simulator
+(``benchmarks/eval_register.py``): the edge-aware tone-mapping bias drops from up to
+0.66 px to under 0.1 px on every textured scene.
+
+Model per patch of 32x32 RAW12 px (64x64 48MP px), LINEAR domain, both sides divided by
+their colour medians::
+
+    A(i, j) = o + (beta_c + bx x + by y) * B_c(s_ij + delta)
+
+``A`` the anchor pixel, ``c`` its colour, ``B_c`` the 2x2-box field of Camera48 colour
+``c``, ``s_ij`` its source position under the current warp, ``(x, y)`` in [-1, 1] across
+the patch. Unknowns: the shift ``delta`` and the photometric terms (offset, one gain per
+colour, a linear gain trend) — a local tone mapping is a smooth gain on the scale of a
+patch. Uniform weights inside a patch (Huber on a robust per-patch scale): per-pixel
+shot-noise weights differ by 100x across a high-contrast edge and turn any symmetric
+mismatch of the edge profile (blur, halo) into a shift. The information of ``delta`` is
+the Schur complement over the photometric terms, divided by the residual variance.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as nnf
+from torch import Tensor
+
+from core.cfa import CfaPattern
+from core.geometry.grids import pixel_to_normalized
+from core.geometry.warp import WarpParams, flow_at, source_coords
+
+__all__ = [
+    "PIXEL_PATCH",
+    "PatchFields",
+    "PatchShifts",
+    "PixelData",
+    "PixelPatches",
+    "estimate_tone",
+    "fit_pixel_patches",
+    "patch_fields",
+    "pixel_patches",
+    "prepare_pixels",
+]
+
+PIXEL_PATCH = 32
+"""Patch side in RAW12 pixels (64 48MP px; 16 Bayer cells, the coarse levels' patch)."""
+
+_HALF = PIXEL_PATCH // 2
+_MIN_VALID = 0.6
+_HUBER = 2.0  # Huber threshold in robust sigmas of the patch residual
+_MAX_STEP_PX = 2.0
+_PRIOR_PX = 2.0  # weak prior on delta: N(0, 2 px^2) per patch
+_CLIP_MARGIN_PX = 2  # RAW12 px dropped around clipped or unusable anchor pixels
+
+
+@dataclass(frozen=True)
+class _Options:
+    """Estimator variants (kept switchable for ``benchmarks/eval_register.py`` ablations).
+
+    Attributes:
+        blur_terms: photometric model includes ``kappa_x B_xx + kappa_y B_yy`` (a
+            sharpness difference between the files).
+        tone: estimate a smooth local tone exponent and linearize Camera48 with it
+            (``registration`` does it between pixel rounds; see ``estimate_tone``).
+    """
+
+    blur_terms: bool = True
+    tone: bool = True
+
+    @property
+    def n_photo(self) -> int:
+        """Photometric unknowns: o, beta_R, beta_G, beta_B, bx, by (+ kappa_x, kappa_y)."""
+        return 8 if self.blur_terms else 6
+
+
+_OPTIONS = _Options()
+
+
+def options() -> _Options:
+    """The estimator variant in use (module state, for ablations in benchmarks)."""
+    return _OPTIONS
+
+
+@dataclass(frozen=True)
+class PatchShifts:
+    """Local shifts of K patches (what the parametric fit and the gate consume).
+
+    Attributes:
+        delta: (K, 2) float64 source-shift correction, 48MP px: the patch wants
+            ``W(q) + delta`` instead of ``W(q)``.
+        info: (K, 2, 2) float64 information of ``delta`` (inverse covariance, 1/px^2);
+            zero for unusable patches.
+        ncc: (K,) structure match of the aligned patch after its photometric fit (-1..1).
+        usable: (K,) bool: enough valid pixels and a solvable system.
+        textured: (K,) bool: anchor structure well above its noise.
+    """
+
+    delta: Tensor
+    info: Tensor
+    ncc: Tensor
+    usable: Tensor
+    textured: Tensor
+
+
+@dataclass(frozen=True)
+class PixelPatches:
+    """K patches of ``PIXEL_PATCH`` x ``PIXEL_PATCH`` RAW12 pixels.
+
+    Attributes:
+        oy, ox: (K,) int64 top-left RAW12 pixel, even (keeps the CFA phase).
+        qx, qy: (K,) float64 patch centre on the 48MP output grid (``2 ox + 31.5``).
+    """
+
+    oy: Tensor
+    ox: Tensor
+    qx: Tensor
+    qy: Tensor
+
+
+@dataclass(frozen=True)
+class PixelData:
+    """The anchor and Camera48 prepared for the pixel stage.
+
+    Attributes:
+        anchor: (H12, W12) float32, each colour divided by its median over usable pixels.
+        valid: (H12, W12) bool: usable anchor pixels (unclipped, finite, not within
+            ``_CLIP_MARGIN_PX`` of an unusable one).
+        camera: (3, H48, W48) float32 Camera48 as given (a view, not a copy).
+        camera_scale: (3,) float32: ``1 / median`` of each Camera48 channel over the
+            same pixels, applied to the samples (colour normalization of that side).
+        colours: (2, 2) int: colour (0 R, 1 G, 2 B) of each RAW12 phase ``[y % 2][x % 2]``.
+        noise: (a, b): anchor noise variance ``a * A + b`` in normalized units.
+    """
+
+    anchor: Tensor
+    valid: Tensor
+    camera: Tensor
+    camera_scale: Tensor
+    colours: tuple[tuple[int, int], tuple[int, int]]
+    noise: tuple[float, float]
+
+
+def _anchor_noise(anchor: np.ndarray, valid: np.ndarray) -> tuple[float, float]:
+    """Noise variance model ``a * A + b`` of the normalized anchor (shot + read noise).
+
+    From differences of same-colour horizontal neighbours, binned by level (robust
+    variance per bin, so texture inflates it little); a line through the bins.
+    """
+    d = anchor[:, 2:] - anchor[:, :-2]
+    lev = 0.5 * (anchor[:, 2:] + anchor[:, :-2])
+    ok = valid[:, 2:] & valid[:, :-2]
+    d, lev = d[ok], lev[ok]
+    if d.size < 64:
+        return 0.0, 1e-6
+    step = max(1, d.size // 400_000)
+    d, lev = d[::step], lev[::step]
+    edges = np.quantile(lev, np.linspace(0.0, 1.0, 11))
+    xs, vs = [], []
+    for lo, hi in itertools.pairwise(edges):
+        sel = (lev >= lo) & (lev <= hi)
+        if sel.sum() < 16:
+            continue
+        xs.append(float(np.mean(lev[sel])))
+        vs.append(float((1.4826 * np.median(np.abs(d[sel]))) ** 2 / 2.0))
+    if len(xs) < 2:
+        return 0.0, max(vs[0] if vs else 1e-6, 1e-12)
+    x, v = np.asarray(xs), np.asarray(vs)
+    a, b = np.polyfit(x, v, 1)
+    if a < 0:
+        a, b = 0.0, float(np.min(v))
+    elif b < 0:
+        a, b = float(np.median(v / np.maximum(x, 1e-9))), 0.0
+    return float(a), max(float(b), 1e-12)
+
+
+def _dilate(mask: np.ndarray, radius: int) -> np.ndarray:
+    """Binary dilation of a 2-D bool mask by a (2 radius + 1)^2 square (separable)."""
+    rows = mask.copy()
+    for r in range(1, radius + 1):
+        rows[r:] |= mask[:-r]
+        rows[:-r] |= mask[r:]
+    out = rows.copy()
+    for r in range(1, radius + 1):
+        out[:, r:] |= rows[:, :-r]
+        out[:, :-r] |= rows[:, r:]
+    return out
+
+
+def prepare_pixels(
+    camera48: np.ndarray, anchor: np.ndarray, cfa: CfaPattern, unclipped: np.ndarray | None
+) -> PixelData:
+    """Normalize both sides per colour and mark usable anchor pixels.
+
+    Shapes: camera48 (3, H48, W48) float32 (kept as a view), anchor (H12, W12),
+    unclipped (H12, W12) bool or None. Medians of each colour are taken over the usable
+    anchor pixels on the anchor side and over the 48MP pixels those pixels cover on the
+    Camera48 side (both subsampled), so a different colour balance of the two files
+    cancels.
+    """
+    a = np.asarray(anchor, dtype=np.float32)
+    h12, w12 = a.shape
+    ok = np.isfinite(a)
+    if unclipped is not None:
+        ok &= np.asarray(unclipped, dtype=bool)
+    cam = np.asarray(camera48)
+    if cam.dtype != np.float32 or not cam.flags.writeable:
+        cam = np.array(cam, dtype=np.float32)  # torch needs a writable float32 buffer
+    pat = cfa.as_array()
+    step = max(1, int(math.sqrt(h12 * w12 / 4 / 250_000)))  # ~250k samples per phase
+    anchor_vals: list[list[np.ndarray]] = [[], [], []]
+    camera_vals: list[list[np.ndarray]] = [[], [], []]
+    for py in range(2):
+        for px in range(2):
+            c = int(pat[py, px])
+            sub = ok[py :: 2 * step, px :: 2 * step]
+            anchor_vals[c].append(a[py :: 2 * step, px :: 2 * step][sub])
+            rows = 2 * (py + 2 * step * np.arange(sub.shape[0]))
+            cols = 2 * (px + 2 * step * np.arange(sub.shape[1]))
+            camera_vals[c].append(cam[c][np.ix_(rows, cols)][sub])
+    med_a = np.ones(3)
+    med_c = np.ones(3)
+    for c in range(3):
+        va = np.concatenate(anchor_vals[c]) if anchor_vals[c] else np.zeros(0, np.float32)
+        vc = np.concatenate(camera_vals[c]) if camera_vals[c] else np.zeros(0, np.float32)
+        if va.size and float(np.median(va)) > 1e-9:
+            med_a[c] = float(np.median(va))
+        if vc.size and float(np.median(vc)) > 1e-9:
+            med_c[c] = float(np.median(vc))
+    a_n = np.where(ok, a, np.float32(0.0))
+    for py in range(2):
+        for px in range(2):
+            a_n[py::2, px::2] *= np.float32(1.0 / med_a[int(pat[py, px])])
+    valid = ok if ok.all() else ~_dilate(~ok, _CLIP_MARGIN_PX)
+    every = slice(None, None, step)
+    return PixelData(
+        anchor=torch.from_numpy(a_n),
+        valid=torch.from_numpy(np.ascontiguousarray(valid)),
+        camera=torch.from_numpy(cam),
+        camera_scale=torch.tensor(1.0 / med_c, dtype=torch.float32),
+        colours=((int(pat[0, 0]), int(pat[0, 1])), (int(pat[1, 0]), int(pat[1, 1]))),
+        noise=_anchor_noise(a_n[every], valid[every]),
+    )
+
+
+def pixel_patches(oy: Tensor, ox: Tensor) -> PixelPatches:
+    """Patches from top-left RAW12 pixels (even coordinates: CFA phase kept)."""
+    oy = oy.to(torch.int64)
+    ox = ox.to(torch.int64)
+    if bool(((oy % 2) != 0).any() or ((ox % 2) != 0).any()):
+        raise ValueError("pixel patches must start on even RAW12 pixels (CFA phase)")
+    c = PIXEL_PATCH - 0.5
+    return PixelPatches(
+        oy=oy, ox=ox, qx=2.0 * ox.to(torch.float64) + c, qy=2.0 * oy.to(torch.float64) + c
+    )
+
+
+def _source_positions(
+    patches: PixelPatches,
+    params: WarpParams,
+    flow: np.ndarray | None,
+    frame_hw: tuple[int, int],
+) -> tuple[Tensor, Tensor]:
+    """Source 48MP positions (K, 4, 16, 16) of every patch pixel, phase-major.
+
+    Phase ``p = 2 py + px`` holds RAW12 pixels ``(oy + py + 2 a, ox + px + 2 b)``.
+    """
+    r = torch.arange(_HALF, dtype=torch.float64) * 2.0
+    ph = torch.tensor([0.0, 0.0, 1.0, 1.0], dtype=torch.float64)[None, :, None, None]
+    pw = torch.tensor([0.0, 1.0, 0.0, 1.0], dtype=torch.float64)[None, :, None, None]
+    y12 = patches.oy.to(torch.float64)[:, None, None, None] + ph + r[None, None, :, None]
+    x12 = patches.ox.to(torch.float64)[:, None, None, None] + pw + r[None, None, None, :]
+    qx, qy = torch.broadcast_tensors(2.0 * x12 + 0.5, 2.0 * y12 + 0.5)
+    h48, w48 = frame_hw
+    if flow is not None:
+        fx, fy = flow_at(flow, qx, qy, frame_h=h48, frame_w=w48)
+        qx, qy = qx + fx, qy + fy
+    return source_coords(params, qx, qy, frame_h=h48, frame_w=w48)
+
+
+def _crop_fields(data: PixelData, x0: Tensor, y0: Tensor, size: int, tone: Tensor | None) -> Tensor:
+    """2x2-box fields and their derivatives of every patch's Camera48 crop.
+
+    ``tone`` (K,) float: per-patch exponent ``e``; each 48MP pixel is first multiplied by
+    ``(y / y_mean) ** e`` (``y`` its colour-normalized luminance): the inverse of a local
+    power-law tone curve, applied per pixel BEFORE the 2x2 binning, as the tone mapping
+    was (``estimate_tone``).
+    Returns (K, 3 colours, 5 [value, d/dx, d/dy, d2/dx2, d2/dy2], F, F) float32 with
+    ``F = size - 3``; element ``[..., v, u]`` is centred at 48MP
+    ``(x0 + u + 1.5, y0 + v + 1.5)``. Colour-normalized.
+    """
+    cam = data.camera
+    crops = torch.stack(
+        [cam[:, y : y + size, x : x + size] for y, x in zip(y0.tolist(), x0.tolist(), strict=True)]
+    )  # (K, 3, S, S); slicing beats advanced indexing here (3x)
+    crops *= data.camera_scale[None, :, None, None]
+    if tone is not None:
+        lum = crops.mean(dim=1, keepdim=True)  # (K, 1, S, S)
+        ref = lum.mean(dim=(2, 3), keepdim=True).clamp(min=1e-12)
+        logr = torch.log(lum.clamp(min=0.0) + 0.01 * ref) - torch.log(ref)
+        gain = torch.exp((tone.to(torch.float32)[:, None, None, None] * logr).clamp(-3.0, 3.0))
+        crops *= gain
+    v = crops[..., :-1, :] + crops[..., 1:, :]
+    box = v[..., :-1] + v[..., 1:]  # (K, 3, S-1, S-1): 2x2 sums
+    box *= 0.25
+    k, f = crops.shape[0], box.shape[-1] - 2
+    out = torch.empty(k, 3, 5, f, f, dtype=torch.float32)
+    mid = box[..., 1:-1, 1:-1]
+    out[:, :, 0] = mid
+    torch.sub(box[..., 1:-1, 2:], box[..., 1:-1, :-2], out=out[:, :, 1])
+    torch.sub(box[..., 2:, 1:-1], box[..., :-2, 1:-1], out=out[:, :, 2])
+    out[:, :, 1:3] *= 0.5
+    torch.add(box[..., 1:-1, 2:], box[..., 1:-1, :-2], out=out[:, :, 3])
+    out[:, :, 3] -= 2.0 * mid
+    torch.add(box[..., 2:, 1:-1], box[..., :-2, 1:-1], out=out[:, :, 4])
+    out[:, :, 4] -= 2.0 * mid
+    return out
+
+
+@dataclass(frozen=True)
+class PatchFields:
+    """Camera48 crops around every patch's source region, as colour box fields.
+
+    Attributes:
+        fields: (K, 3 colours, 5 [value, d/dx, d/dy, d2/dx2, d2/dy2], F, F) float32
+            (``_crop_fields``).
+        x0, y0: (K,) float64 crop origins, 48MP px.
+    Built once per patch set and reused while the warp moves by less than the margin.
+    """
+
+    fields: Tensor
+    x0: Tensor
+    y0: Tensor
+
+
+def patch_fields(
+    data: PixelData,
+    patches: PixelPatches,
+    params: WarpParams,
+    flow: np.ndarray | None,
+    frame_hw: tuple[int, int],
+    *,
+    margin_px: float = 6.0,
+    tone: Tensor | None = None,
+) -> PatchFields:
+    """Crop Camera48 around each patch's source region under ``params`` (plus a margin).
+
+    ``margin_px`` (48MP px) is how far the warp may still move (later rounds, per-patch
+    shifts) before pixels fall outside their crop and are dropped as unusable. ``tone``:
+    per-patch tone exponents to linearize with (``_crop_fields``), or None.
+    """
+    sx, sy = _source_positions(patches, params, flow, frame_hw)
+    h48, w48 = frame_hw
+    k = sx.shape[0]
+    flat_x, flat_y = sx.reshape(k, -1), sy.reshape(k, -1)
+    lo_x = torch.floor(flat_x.min(1).values) - (margin_px + 2)
+    lo_y = torch.floor(flat_y.min(1).values) - (margin_px + 2)
+    ext = max(
+        float((flat_x.max(1).values - lo_x).max()), float((flat_y.max(1).values - lo_y).max())
+    )
+    size = min(math.ceil(ext + margin_px + 3), h48, w48)
+    x0 = lo_x.clamp(0, w48 - size).to(torch.int64)
+    y0 = lo_y.clamp(0, h48 - size).to(torch.int64)
+    return PatchFields(
+        fields=_crop_fields(data, x0, y0, size, tone),
+        x0=x0.to(torch.float64),
+        y0=y0.to(torch.float64),
+    )
+
+
+@dataclass(frozen=True)
+class _Sampler:
+    """Evaluates every patch pixel's colour field at its source position + delta."""
+
+    crops: PatchFields
+    sx: Tensor  # (K, 4, 16, 16) float64 source positions, phase-major
+    sy: Tensor
+    colours: tuple[int, int, int, int]  # colour of each phase
+
+    def __call__(self, delta: Tensor) -> tuple[Tensor, Tensor]:
+        """Fields (K, 5 [value, d/dx, d/dy, d2/dx2, d2/dy2], 1024) float32; inside (K, 1024)."""
+        fields = self.crops.fields
+        k = self.sx.shape[0]
+        f = fields.shape[-1]
+        x0, y0 = self.crops.x0[:, None, None, None], self.crops.y0[:, None, None, None]
+        u = self.sx - x0 - 1.5 + delta[:, 0, None, None, None]
+        v = self.sy - y0 - 1.5 + delta[:, 1, None, None, None]
+        inside = (u >= 0) & (u <= f - 1) & (v >= 0) & (v <= f - 1)
+        grid = torch.stack((pixel_to_normalized(u, f), pixel_to_normalized(v, f)), dim=-1)
+        grid = grid.to(torch.float32)
+        outs = []
+        for p in range(4):
+            src = fields[:, self.colours[p]]  # (K, 5, F, F)
+            outs.append(
+                nnf.grid_sample(
+                    src, grid[:, p], mode="bilinear", padding_mode="border", align_corners=True
+                )
+            )  # (K, 5, 16, 16)
+        out = torch.stack(outs, dim=2).reshape(k, 5, -1)  # (K, 5, 4 * 256)
+        return out, inside.reshape(k, -1)
+
+
+def _patch_layout(
+    data: PixelData, patches: PixelPatches
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """Anchor values, validity, colour one-hot and coordinates, phase-major (K, 1024)."""
+    r = torch.arange(_HALF) * 2
+    ph = torch.tensor([0, 0, 1, 1])[None, :, None, None]
+    pw = torch.tensor([0, 1, 0, 1])[None, :, None, None]
+    iy = patches.oy[:, None, None, None] + ph + r[None, None, :, None]
+    ix = patches.ox[:, None, None, None] + pw + r[None, None, None, :]
+    iy, ix = torch.broadcast_tensors(iy, ix)
+    k = iy.shape[0]
+    a = data.anchor[iy, ix].reshape(k, -1)
+    valid = data.valid[iy, ix].reshape(k, -1)
+    c = data.colours
+    col = torch.tensor([c[0][0], c[0][1], c[1][0], c[1][1]])[:, None].expand(4, _HALF * _HALF)
+    onehot = torch.stack([(col == i).reshape(-1) for i in range(3)], -1).to(torch.float32)
+    # Position in the patch, -1..1 (RAW12 pixel (a, b) of the 32x32 block).
+    yy = (ph + r[None, None, :, None]).expand(1, 4, _HALF, _HALF).reshape(-1).to(torch.float32)
+    xx = (pw + r[None, None, None, :]).expand(1, 4, _HALF, _HALF).reshape(-1).to(torch.float32)
+    scale = 2.0 / (PIXEL_PATCH - 1)
+    return a, valid, onehot, xx * scale - 1.0, yy * scale - 1.0
+
+
+def fit_pixel_patches(
+    data: PixelData,
+    patches: PixelPatches,
+    params: WarpParams,
+    flow: np.ndarray | None,
+    frame_hw: tuple[int, int],
+    *,
+    fields: PatchFields | None = None,
+    iters: int = 5,
+) -> PatchShifts:
+    """Per-patch shift under the per-colour local photometric model (module docstring).
+
+    Batched Gauss-Newton over all patches, ``iters`` steps from ``delta = 0``; Huber
+    weights (2 robust sigmas) per patch; a weak N(0, 2 px^2) prior on ``delta`` keeps
+    flat directions put (the returned information is the data's alone).
+    ``fields``: crops from :func:`patch_fields` for these patches (built here if None).
+    Shapes: K patches -> ``PatchShifts`` with (K, ...) tensors.
+    """
+    k = int(patches.oy.shape[0])
+    crops = fields if fields is not None else patch_fields(data, patches, params, flow, frame_hw)
+    sx, sy = _source_positions(patches, params, flow, frame_hw)
+    c = data.colours
+    sample = _Sampler(crops=crops, sx=sx, sy=sy, colours=(c[0][0], c[0][1], c[1][0], c[1][1]))
+    a, valid, onehot, xx, yy = _patch_layout(data, patches)
+    ones = torch.ones_like(a)
+    delta = torch.zeros(k, 2, dtype=torch.float64)
+    n_photo = _OPTIONS.n_photo
+    coef = torch.zeros(k, n_photo, dtype=torch.float64)
+    coef[:, 1:4] = 1.0
+    eye = torch.eye(2 + n_photo, dtype=torch.float64)
+
+    def system(
+        d: Tensor, huber: float = _HUBER
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+        f, inside = sample(d)
+        val, gx, gy, gxx, gyy = f.unbind(1)
+        ok = valid & inside
+        c32 = coef.to(torch.float32)
+        gain = onehot @ c32[:, 1:4, None]  # (K, n, 1)
+        gain = gain[..., 0] + c32[:, 4:5] * xx + c32[:, 5:6] * yy
+        pred = c32[:, 0:1] + gain * val
+        cols = [
+            gain * gx,
+            gain * gy,
+            ones,
+            onehot[:, 0] * val,
+            onehot[:, 1] * val,
+            onehot[:, 2] * val,
+            xx * val,
+            yy * val,
+        ]
+        if n_photo == 8:
+            pred = pred + c32[:, 6:7] * gxx + c32[:, 7:8] * gyy
+            cols += [gxx, gyy]
+        r = torch.where(ok, a - pred, torch.zeros_like(a))
+        absr = torch.where(ok, r.abs(), torch.full_like(r, float("nan")))
+        sigma = torch.nan_to_num(1.4826 * torch.nanmedian(absr, dim=1).values, nan=1.0)
+        sigma = sigma.clamp(min=1e-6)[:, None]
+        w = ok.to(torch.float32) * torch.clamp(huber * sigma / r.abs().clamp(min=1e-12), max=1.0)
+        jac = torch.stack(cols, dim=-1)  # (K, n, 2 + n_photo)
+        jw = jac * w[..., None]
+        hess = (jw.transpose(1, 2) @ jac).to(torch.float64)
+        rhs = (jw.transpose(1, 2) @ r[..., None])[..., 0].to(torch.float64)
+        wrr = (w * r * r).sum(1).to(torch.float64)
+        return hess, rhs, wrr, w.sum(1).to(torch.float64), ok, gain * val
+
+    for it in range(iters):
+        # Plain least squares first: robust weights computed far from the optimum would
+        # down-weight exactly the misaligned edges that carry the shift (slow convergence).
+        hess, rhs, wrr, wsum, _, _ = system(delta, _HUBER if it >= iters // 2 else 1e6)
+        prior = wrr / wsum.clamp(min=1.0) / _PRIOR_PX**2
+        hess[:, 0, 0] += prior
+        hess[:, 1, 1] += prior
+        rhs[:, :2] -= prior[:, None] * delta
+        damp = 1e-9 * hess.diagonal(dim1=1, dim2=2).sum(-1).clamp(min=1e-12)
+        step = torch.nan_to_num(torch.linalg.solve(hess + damp[:, None, None] * eye, rhs))
+        delta = delta + step[:, :2].clamp(-_MAX_STEP_PX, _MAX_STEP_PX)
+        coef = coef + step[:, 2:]
+    hess, rhs, wrr, wsum, ok, signal = system(delta)
+    var = (wrr / (wsum - (2 + n_photo)).clamp(min=1.0)).clamp(min=1e-20)
+    hpp = hess[:, 2:, 2:] + 1e-9 * torch.eye(n_photo, dtype=torch.float64)
+    schur = hess[:, :2, :2] - hess[:, :2, 2:] @ torch.linalg.solve(hpp, hess[:, 2:, :2])
+    info = schur / var[:, None, None]
+
+    # Structure match and texture: anchor and aligned prediction, each with an affine
+    # trend removed (per-colour level and a linear ramp), correlated over usable pixels.
+    okf = ok.to(torch.float32)
+    basis = torch.cat((onehot, xx[:, None], yy[:, None]), dim=1)  # (n, 5)
+    bw = basis[None] * okf[..., None]  # (K, n, 5)
+    gram = bw.transpose(1, 2) @ basis + 1e-6 * torch.eye(5)
+
+    def detrend(v: Tensor) -> Tensor:
+        cf = torch.linalg.solve(gram, bw.transpose(1, 2) @ v[..., None])[..., 0]
+        return (v - cf @ basis.T) * okf
+
+    ha, hp = detrend(a), detrend(signal)
+    num = (ha * hp).sum(1)
+    den = torch.sqrt((ha * ha).sum(1) * (hp * hp).sum(1)).clamp(min=1e-20)
+    ncc = (num / den).to(torch.float64)
+    n_ok = okf.sum(1).clamp(min=1.0)
+    na, nb = data.noise
+    level = (a * okf).sum(1) / n_ok
+    noise = (na * level.clamp(min=0.0) + nb).to(torch.float64)
+    energy = ((ha * ha).sum(1) / n_ok).to(torch.float64)
+    frac = okf.mean(1).to(torch.float64)
+    usable = (
+        (frac >= _MIN_VALID)
+        & torch.isfinite(info).all(dim=(1, 2))
+        & (coef[:, 1:4].min(1).values > 0.05)
+    )
+    textured = usable & (energy > 4.0 * noise)
+    info = torch.where(usable[:, None, None], info, torch.zeros_like(info))
+    return PatchShifts(
+        delta=delta,
+        info=info,
+        ncc=torch.nan_to_num(ncc),
+        usable=usable,
+        textured=textured,
+    )
+
+
+def estimate_tone(
+    data: PixelData,
+    patches: PixelPatches,
+    params: WarpParams,
+    flow: np.ndarray | None,
+    frame_hw: tuple[int, int],
+    fit: PatchShifts,
+    fields: PatchFields,
+) -> tuple[Tensor, Tensor]:
+    """Local tone exponent of each patch: ``A ~ B ** (1 + e)`` per colour, and its variance.
+
+    A local tone mapping that multiplies every 48MP pixel by a power of its own luminance
+    (an edge-aware operator's base layer sliced at full resolution is one: ``log g`` affine
+    in ``log Y`` with smooth coefficients) makes the anchor a power of Camera48 with a
+    smoothly varying exponent. Per patch, at the fitted shift, a robust (Huber) fit of
+    ``log A = c_colour + tx x + ty y + (1 + e) log B`` over pixels well above the anchor
+    noise; ``e`` = 0 when the files differ by a smooth gain only. The per-patch trend
+    ``(tx, ty)`` keeps a smooth gain ramp from passing for a tone curve.
+    Returns (e, var_e), float64 (K,); ``var_e`` is ``inf`` where a patch has too little
+    luminance range to tell.
+    """
+    sx, sy = _source_positions(patches, params, flow, frame_hw)
+    c = data.colours
+    sample = _Sampler(crops=fields, sx=sx, sy=sy, colours=(c[0][0], c[0][1], c[1][0], c[1][1]))
+    f, inside = sample(fit.delta)
+    b = f[:, 0].to(torch.float64)
+    a, valid, onehot, xx, yy = _patch_layout(data, patches)
+    a = a.to(torch.float64)
+    na, nb = data.noise
+    sig = torch.sqrt(na * a.clamp(min=0.0) + nb)
+    ok = valid & inside & (a > 8.0 * sig) & (b > 1e-6)
+    la = torch.log(a.clamp(min=1e-12))
+    lb = torch.log(b.clamp(min=1e-12))
+    x = torch.cat(
+        (onehot.to(torch.float64), xx[:, None].double(), yy[:, None].double()), dim=1
+    )  # (n, 5)
+    design = torch.cat((x[None].expand(lb.shape[0], -1, -1), lb[..., None]), dim=-1)  # (K, n, 6)
+    w = ok.to(torch.float64)
+    coef = torch.zeros(lb.shape[0], 6, dtype=torch.float64)
+    var_e = torch.full((lb.shape[0],), float("inf"), dtype=torch.float64)
+    for _ in range(3):
+        dw = design * w[..., None]
+        gram = dw.transpose(1, 2) @ design + 1e-9 * torch.eye(6, dtype=torch.float64)
+        coef = torch.linalg.solve(gram, (dw.transpose(1, 2) @ la[..., None]))[..., 0]
+        r = la - (design @ coef[..., None])[..., 0]
+        absr = torch.where(ok, r.abs(), torch.full_like(r, float("nan")))
+        s = torch.nan_to_num(1.4826 * torch.nanmedian(absr, dim=1).values, nan=1.0)
+        s = s.clamp(min=1e-6)[:, None]
+        w = ok.to(torch.float64) * torch.clamp(_HUBER * s / r.abs().clamp(min=1e-12), max=1.0)
+        n = w.sum(1)
+        res_var = (w * r * r).sum(1) / (n - 6).clamp(min=1.0)
+        var_e = res_var * torch.linalg.inv(gram)[:, 5, 5]
+    enough = ok.sum(1) >= 64
+    var_e = torch.where(enough & torch.isfinite(var_e), var_e, torch.full_like(var_e, float("inf")))
+    return coef[:, 5] - 1.0, var_e
