@@ -45,6 +45,7 @@ import torch.nn.functional as nnf
 from torch import Tensor
 
 from core.cfa import CfaPattern
+from core.errors import ShapeError
 from core.geometry.grids import pixel_to_normalized
 from core.geometry.warp import WarpParams, flow_at, source_coords
 
@@ -266,7 +267,7 @@ def pixel_patches(oy: Tensor, ox: Tensor) -> PixelPatches:
     oy = oy.to(torch.int64)
     ox = ox.to(torch.int64)
     if bool(((oy % 2) != 0).any() or ((ox % 2) != 0).any()):
-        raise ValueError("pixel patches must start on even RAW12 pixels (CFA phase)")
+        raise ShapeError("pixel patches must start on even RAW12 pixels (CFA phase)")
     c = PIXEL_PATCH - 0.5
     return PixelPatches(
         oy=oy, ox=ox, qx=2.0 * ox.to(torch.float64) + c, qy=2.0 * oy.to(torch.float64) + c

@@ -98,6 +98,9 @@ _NCC_MIN_FIT = 0.2  # cell patches matching worse than this are not used for the
 # matrix-weighted fit weighs them by their information anyway (measured: dropping them
 # left backlit scenes to their haloed silhouettes, 0.38 px instead of 0.06 px).
 _NCC_MIN_FIT_PIXEL = 0.0
+#: Model variance of the pixel-level fit from patches this precise (48MP px, 1 sigma).
+_MAX_FIT_SD_PX = 0.25
+_MIN_SHARP_PATCHES = 8
 _NCC_MATCH = 0.5  # a patch "matches" above this score (gate figure)
 _CLIP_MARGIN = 2  # cells dropped around clipped anchor cells
 _LOG_FLOOR = 0.01  # log(x + 0.01 * median): noise floor of the log domain
@@ -105,8 +108,11 @@ _LOG_FLOOR = 0.01  # log(x + 0.01 * median): noise floor of the log domain
 _PIXEL_ITERS = (4, 3, 3)
 #: Pixel patches (32x32 RAW12 px) used at most; enough at 48MP, and bounds the time.
 _MAX_PIXEL_PATCHES = 640
+#: Pixel patches start every this many cells (16 = no overlap, 8 = half-overlapping).
+_PIXEL_STRIDE = 16
 #: Cell patches per coarse level at most (they only need to bring the warp within a pixel).
 _MAX_CELL_PATCHES = 1500
+
 _N_PARAMS = 8  # tx, ty, a0 = zoom - 1, a1..a3 = zoom * k1..k3, p1, p2
 #: Prior widths of (tx, ty, zoom, k1, k2, k3, p1, p2) when a preset gives none.
 _DEFAULT_PRIOR_SIGMA: tuple[float, ...] = (64.0, 64.0, 0.04, 0.05, 0.003, 0.001, 0.002, 0.002)
@@ -130,12 +136,16 @@ class GateThresholds:
         min_psnr_db: PSNR of the aligned cells after a fitted smooth local gain; a sanity
             check only (fine texture, noise and strong tone mapping put same-scene pairs
             as low as 17 dB on the simulator, different scenes as high as 18 dB).
+        max_coarse_fine_px: largest RMS difference (48MP px) between the warp of the
+            cell levels and the final pixel-level warp; more means fine texture aliased
+            (a repeating pattern finer than RAW12's colour sampling).
     """
 
     max_residual_rms_px: float = 0.5
     min_edge_agreement: float = 0.3
     min_matched_fraction: float = 0.5
     min_psnr_db: float = 10.0
+    max_coarse_fine_px: float = 1.0
 
     def as_dict(self) -> dict[str, float]:
         """Thresholds keyed by name, for the report."""
@@ -144,6 +154,7 @@ class GateThresholds:
             "min_edge_agreement": self.min_edge_agreement,
             "min_matched_fraction": self.min_matched_fraction,
             "min_psnr_db": self.min_psnr_db,
+            "max_coarse_fine_px": self.max_coarse_fine_px,
         }
 
 
@@ -687,16 +698,19 @@ def _structure_sums(level: _Level, oy: Tensor, ox: Tensor, p: int) -> tuple[Tens
     return box(gx * gx), box(gy * gy), box(gx * gy)
 
 
-def _patch_grid(level: _Level, offset: int, max_patches: int) -> _Patches | None:
+def _patch_grid(
+    level: _Level, offset: int, max_patches: int, stride: int = _PATCH // 2
+) -> _Patches | None:
     h, w = level.anchor.shape
     p = _PATCH
-    # Half-overlapping patches; the last row/column of patches touches the frame edge so
-    # the corners (where radial terms are decided) are covered.
+    # Patches every ``stride`` cells (half-overlapping by default); the last row/column of
+    # patches touches the frame edge so the corners (where radial terms are decided) are
+    # covered.
     ys = torch.unique(
-        torch.cat((torch.arange(1 + offset, h - p, p // 2), torch.tensor([h - p - 1])))
+        torch.cat((torch.arange(1 + offset, h - p, stride), torch.tensor([h - p - 1])))
     )
     xs = torch.unique(
-        torch.cat((torch.arange(1 + offset, w - p, p // 2), torch.tensor([w - p - 1])))
+        torch.cat((torch.arange(1 + offset, w - p, stride), torch.tensor([w - p - 1])))
     )
     ys, xs = ys[ys >= 1], xs[xs >= 1]
     if len(ys) == 0 or len(xs) == 0:
@@ -969,11 +983,18 @@ def _fit_params(
     pre: RegistrationPreset,
     active: list[int],
     min_ncc: float = _NCC_MIN_FIT,
+    cov_out: dict[str, Tensor] | None = None,
+    max_sd_px: float | None = None,
 ) -> tuple[WarpParams, bool]:
     """Fit the parametric coefficients to the patch shifts (matrix-weighted, robust).
 
     Each patch says: ``W(q_k) ~= W_current(q_k) + delta_k`` with information ``I_k``.
     Returns the new parameters (clamped to the preset's bounds) and whether a bound was hit.
+    ``max_sd_px``: calibrate the model variance on the patches whose shift standard
+    deviation (largest axis) is at most this, when at least ``_MIN_SHARP_PATCHES`` are.
+    ``cov_out``: when given, receives ``"cov"`` (8, 8), the posterior covariance of the
+    coefficients (``_linear_coeffs`` units; zero rows for fixed ones) with the final
+    robust weights and model variance.
     """
     h48, w48 = frame_hw
     keep = fit.usable & (fit.ncc >= min_ncc)
@@ -981,6 +1002,16 @@ def _fit_params(
         return current, False
     qx, qy = patches.qx[keep], patches.qy[keep]
     info = fit.info[keep]
+    # The model variance is calibrated on the patches that pin their shift (when there are
+    # enough): smooth ones (sky gradients) can be off by pixels at a few tenths of claimed
+    # precision where the photometric model absorbs a shift; when they are most of the
+    # frame they would set the model variance and outvote the textured ones. With a
+    # variance from the sharp patches they get the small robust weight they deserve.
+    calib = torch.ones(len(qx), dtype=torch.bool)
+    if max_sd_px is not None:
+        sd = torch.sqrt(torch.linalg.eigvalsh(torch.linalg.pinv(info))[:, -1].clamp(min=0.0))
+        if int((sd <= max_sd_px).sum()) >= _MIN_SHARP_PATCHES:
+            calib = sd <= max_sd_px
     sx, sy = source_coords(current, qx, qy, frame_h=h48, frame_w=w48)
     target = torch.stack((sx, sy), -1) + fit.delta[keep] - torch.stack((qx, qy), -1)  # (K, 2)
     c = current.principal_point(h48, w48)
@@ -1020,7 +1051,7 @@ def _fit_params(
             # The patch information only knows the noise; patches also carry model error
             # (edge-aware tone mapping, parallax). Add an isotropic model variance so that
             # the median Mahalanobis residual matches a 2-D Gaussian, then Huber weights.
-            model_var = _model_variance(e, info)
+            model_var = _model_variance(e[calib], info[calib])
             weights = _with_model_variance(info, model_var)
             m = torch.sqrt((e[:, None, :] @ weights @ e[..., None])[:, 0, 0].clamp(min=0.0))
             wk = torch.clamp(2.5 / m.clamp(min=1e-12), max=1.0)
@@ -1036,6 +1067,12 @@ def _fit_params(
     phi_new = phi.clone()
     phi_new[active] = sol
     new = _params_from_coeffs(phi_new.numpy(), current.principal_point_px)
+    if cov_out is not None:
+        cov = torch.zeros(_N_PARAMS, _N_PARAMS, dtype=torch.float64)
+        if free:
+            idx = [active[i] for i in free]
+            cov[np.ix_(idx, idx)] = torch.linalg.inv(n_mat)
+        cov_out["cov"] = cov
     return new, hit
 
 
@@ -1262,6 +1299,12 @@ def _decide(figures: dict[str, float], th: GateThresholds) -> AlignmentGate:
         )
     if figures.get("params_at_bound", 0.0) > 0:
         reasons.append("the fitted warp hit the preset's bounds")
+    cf = figures.get("coarse_fine_px", 0.0)
+    if cf > th.max_coarse_fine_px:
+        reasons.append(
+            f"the coarse and the fine alignment disagree by {cf:.2f} px: fine repeating "
+            "texture the RAW12 cannot resolve"
+        )
     return AlignmentGate(
         passed=not reasons, thresholds=th.as_dict(), figures=figures, reasons=reasons
     )
@@ -1328,10 +1371,45 @@ def _pixel_grid(level0: _Level, offset: int, max_patches: int) -> PixelPatches |
 
     A cell patch of ``_PATCH`` x ``_PATCH`` cells is exactly one ``PIXEL_PATCH`` pixel patch.
     """
-    cells = _patch_grid(level0, offset, max_patches)
+    cells = _patch_grid(level0, offset, max_patches, _PIXEL_STRIDE)
     if cells is None:
         return None
     return pixel_patches(2 * cells.iy[:, 1, 0], 2 * cells.ix[:, 0, 1])
+
+
+def _warp_difference(
+    a: WarpParams,
+    flow_a: np.ndarray | None,
+    b: WarpParams,
+    flow_b: np.ndarray | None,
+    frame_hw: tuple[int, int],
+    x: Tensor,
+    y: Tensor,
+) -> float:
+    """RMS of ``|W_a(q) - W_b(q)|`` (48MP px) over output points ``q = (x, y)``."""
+    h48, w48 = frame_hw
+    pts = []
+    for params, flow in ((a, flow_a), (b, flow_b)):
+        qx, qy = x, y
+        if flow is not None:
+            fx, fy = flow_at(flow, x, y, frame_h=h48, frame_w=w48)
+            qx, qy = x + fx, y + fy
+        pts.append(source_coords(params, qx, qy, frame_h=h48, frame_w=w48))
+    (ax, ay), (bx, by) = pts
+    return float(torch.sqrt(((ax - bx) ** 2 + (ay - by) ** 2).mean()))
+
+
+def _frame_std(cov: Tensor, params: WarpParams, frame_hw: tuple[int, int]) -> float:
+    """RMS over the output frame of the warp's standard deviation (48MP px) given ``cov``."""
+    h48, w48 = frame_hw
+    x = torch.linspace(0, w48 - 1, 17, dtype=torch.float64)
+    y = torch.linspace(0, h48 - 1, 13, dtype=torch.float64)
+    gy, gx = torch.meshgrid(y, x, indexing="ij")
+    b = _design(
+        gx.reshape(-1), gy.reshape(-1), params.principal_point(h48, w48), half_diagonal(h48, w48)
+    )  # (N, 2, 8)
+    var = (b @ cov @ b.transpose(1, 2)).diagonal(dim1=1, dim2=2).sum(-1)
+    return float(torch.sqrt(var.clamp(min=0.0).mean()))
 
 
 def _gate_residual(
@@ -1340,12 +1418,13 @@ def _gate_residual(
     frame_hw: tuple[int, int],
     pre: RegistrationPreset,
     figures: dict[str, float],
-) -> float:
+) -> tuple[float, Tensor]:
     """Remaining misalignment (RMS, 48MP px) measured on the check patches, or NaN.
 
     Per-patch shifts carry their own noise; the systematic misalignment is their smooth
     part: matrix-weighted smoothing on the flow-node grid (model variance included), read
-    back at the confident patches. Fills ``figures`` with the patch statistics.
+    back at the confident patches. Fills ``figures`` with the patch statistics. Returns
+    the residual and the (K,) bool mask of confident check patches.
     """
     cov = torch.linalg.pinv(vfit.info)
     std_max = torch.sqrt(torch.linalg.eigvalsh(cov)[:, -1].clamp(min=0.0))
@@ -1353,7 +1432,7 @@ def _gate_residual(
     n_conf = int(confident.sum())
     figures["confident_patches"] = float(n_conf)
     if n_conf < 5:
-        return float("nan")
+        return float("nan"), confident
     d_c, i_c = vfit.delta[confident], vfit.info[confident]
     qx_c, qy_c = check.qx[confident], check.qy[confident]
     w_c = _with_model_variance(i_c, _model_variance(d_c, i_c))
@@ -1361,7 +1440,7 @@ def _gate_residual(
     fx, fy = flow_at(smooth, qx_c, qy_c, frame_h=frame_hw[0], frame_w=frame_hw[1])
     figures["patch_rms_px"] = float(torch.sqrt((d_c**2).sum(1).mean()))
     figures["patch_noise_px"] = float(torch.sqrt((std_max[confident] ** 2).mean()))
-    return float(torch.sqrt((fx**2 + fy**2).mean()))
+    return float(torch.sqrt((fx**2 + fy**2).mean())), confident
 
 
 # --------------------------------------------------------------------------- public API
@@ -1469,10 +1548,9 @@ def register(
         top = levels[-1]
         params = _coarse_translation(top, params, frame_hw, floor, pre.max_translation_px)
         at_bound = False
-        # Cell levels down to level 1; the finest stage works on RAW12 pixels per colour
+        # Cell levels coarse to fine, then the finest stage on RAW12 pixels per colour
         # (core.geometry.refine), which a local tone curve and coloured edges bias less.
-        last_cell_level = 2 if n_levels > 3 else (1 if n_levels > 1 else 0)
-        for lev in range(n_levels - 1, last_cell_level - 1, -1):
+        for lev in range(n_levels - 1, -1, -1):
             level = levels[lev]
             cell_patches = _patch_grid(level, 0, min(max_patches, _MAX_CELL_PATCHES))
             if cell_patches is None:
@@ -1486,12 +1564,14 @@ def register(
                 params, at_bound = _fit_params(cfit, cell_patches, params, frame_hw, pre, active)
             checkpoint(n_levels - lev, total, f"level {lev} done")
         stats["seconds_pyramid_fit"] = time.perf_counter() - t_start
+        params_cells = params
 
         level0 = levels[0]
         pixels = prepare_pixels(cam, np.asarray(anchor), cfa, unclipped)
         patches = _pixel_grid(level0, 0, min(max_patches, _MAX_PIXEL_PATCHES))
         flow: np.ndarray | None = None
         tone: Tensor | None = None  # smooth local tone exponent on the flow-node grid
+        cov_out: dict[str, Tensor] = {}
         if patches is not None:
             crops = patch_fields(pixels, patches, params, None, frame_hw)
             fit: _PatchFit | None = None
@@ -1510,7 +1590,15 @@ def register(
                     tone_k = _scalar_at(tone, patches.qx, patches.qy, frame_hw)
                     crops = patch_fields(pixels, patches, params, None, frame_hw, tone=tone_k)
                 params, at_bound = _fit_params(
-                    fit, patches, params, frame_hw, pre, _ACTIVE_ALL, _NCC_MIN_FIT_PIXEL
+                    fit,
+                    patches,
+                    params,
+                    frame_hw,
+                    pre,
+                    _ACTIVE_ALL,
+                    _NCC_MIN_FIT_PIXEL,
+                    cov_out,
+                    _MAX_FIT_SD_PX,
                 )
             del crops
             checkpoint(n_levels, total, "pixel level done")
@@ -1533,7 +1621,24 @@ def register(
             vcrops = patch_fields(pixels, check, params, flow, frame_hw, tone=check_tone)
             vfit = fit_pixel_patches(pixels, check, params, flow, frame_hw, fields=vcrops)
             del vcrops
-            residual = _gate_residual(vfit, check, frame_hw, pre, figures)
+            residual, confident = _gate_residual(vfit, check, frame_hw, pre, figures)
+            if bool(confident.any()):
+                # Coarse (cell) and fine (pixel) estimates look at different frequencies:
+                # texture above the per-colour Nyquist of RAW12 (zone plates, fabrics,
+                # repeating patterns) aliases in the pixel stage only, its shifts agree
+                # with each other so the check patches cannot see it, and the two
+                # estimates then disagree by pixels where that texture is.
+                qx_c, qy_c = check.qx[confident], check.qy[confident]
+                figures["coarse_fine_px"] = _warp_difference(
+                    params_cells, None, params, flow, frame_hw, qx_c, qy_c
+                )
+            if "cov" in cov_out and math.isfinite(residual):
+                # What the check patches cannot see: the uncertainty of the fitted warp,
+                # RMS over the whole frame (extrapolation into structureless corners).
+                spread = _frame_std(cov_out["cov"], params, frame_hw)
+                figures["residual_measured_px"] = residual
+                figures["warp_uncertainty_px"] = spread
+                residual = math.hypot(residual, spread)
             n_tex = int(vfit.textured.sum())
             matched = int((vfit.textured & (vfit.ncc >= _NCC_MATCH)).sum())
             figures["matched_fraction"] = matched / n_tex if n_tex >= 8 else float("nan")
