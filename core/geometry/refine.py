@@ -185,6 +185,8 @@ def _anchor_noise(anchor: np.ndarray, valid: np.ndarray) -> tuple[float, float]:
     if len(xs) < 2:
         return 0.0, max(vs[0] if vs else 1e-6, 1e-12)
     x, v = np.asarray(xs), np.asarray(vs)
+    if float(np.ptp(x)) <= 1e-6 * max(float(np.abs(x).max()), 1e-12):
+        return 0.0, max(float(np.median(v)), 1e-12)  # one level only: no slope to fit
     a, b = np.polyfit(x, v, 1)
     if a < 0:
         a, b = 0.0, float(np.min(v))

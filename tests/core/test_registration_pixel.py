@@ -1,0 +1,193 @@
+"""core.geometry.refine: the per-colour pixel-level stage of registration, on synthetic data.
+
+Fixtures are built directly as arrays (no DNG round trip): a truth scene in Camera48, the
+anchor ``F(truth)`` (``forward_np``, the DESIGN §3 operator) and Camera48 = the truth
+resampled by ``isp.warp_image`` (what the simulator does to ProRAW48). Each test says
+what it models.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from core.cfa import CfaPattern
+from core.errors import ShapeError
+from core.forward import forward_np
+from core.geometry import refine
+from core.geometry.registration import _design, _linear_coeffs, _prior_rows
+from core.geometry.warp import WarpParams, half_diagonal, source_coords
+from core.simulate import isp
+
+CFA = CfaPattern.from_name("BGGR")
+
+
+def _edge_scene(h: int, w: int, edge_y: int, texture: bool = True) -> np.ndarray:
+    """A grey wall over a brown table (a colour edge, sharp at the 48MP pixel), with a
+    faint random texture: the table edge of the simulator's mixed_lighting scene."""
+    top = np.array([0.45, 0.45, 0.42]) * 0.5
+    bottom = np.array([0.35, 0.22, 0.12]) * 0.5
+    truth = np.empty((3, h, w), np.float32)
+    for c in range(3):
+        truth[c, :edge_y] = top[c]
+        truth[c, edge_y:] = bottom[c]
+    if texture:
+        rng = np.random.default_rng(0)
+        truth *= (1.0 + 0.06 * (rng.random((h, w)) - 0.5)).astype(np.float32)[None]
+    return truth
+
+
+def _smooth_texture(h: int, w: int, seed: int = 0) -> np.ndarray:
+    """Grey smooth random texture spanning about 3 stops (natural-image-like gradients)."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    lum = np.zeros((h, w), np.float32)
+    for _ in range(6):
+        fx, fy, ph = rng.uniform(0.02, 0.12), rng.uniform(0.02, 0.12), rng.uniform(0, 6.3)
+        lum += np.sin(fx * x + ph) * np.cos(fy * y + 2 * ph)
+    lum = np.exp(0.45 * lum).astype(np.float32) * np.float32(0.2)
+    return np.stack([lum * 0.5, lum, lum * 0.6]).astype(np.float32)
+
+
+def _fit(camera48: np.ndarray, anchor: np.ndarray, params: WarpParams, oy, ox, **kw):
+    data = refine.prepare_pixels(camera48, anchor, CFA, None)
+    patches = refine.pixel_patches(torch.tensor(oy), torch.tensor(ox))
+    return refine.fit_pixel_patches(data, patches, params, None, camera48.shape[1:], **kw)
+
+
+def test_coloured_edge_at_the_true_warp_is_not_moved(monkeypatch: pytest.MonkeyPatch) -> None:
+    # ProRAW48 resampled by a sub-pixel shift is blurred (interpolation) and the anchor is
+    # not; across a colour edge the rows on each side are different Bayer phases with
+    # different contrasts, so without the sharpness terms (kappa B_xx + kappa B_yy) the
+    # fit moved the edge by up to 0.44 px at the TRUE warp.
+    h = w = 256
+    t = (5.3, -7.6)
+    truth_warp = WarpParams(translation_px=(-t[0], -t[1]))
+    worst = {}
+    for blur_terms in (True, False):
+        opts = dataclasses.replace(refine.options(), blur_terms=blur_terms)
+        monkeypatch.setattr(refine, "_OPTIONS", opts)
+        dys = []
+        for edge_y in (100, 110, 120, 128, 140, 150):
+            truth = _edge_scene(h, w, edge_y, texture=False)
+            anchor = forward_np(truth, CFA)
+            camera = isp.warp_image(truth, translation_px=t)
+            fit = _fit(camera, anchor, truth_warp, [48, 48], [40, 72])
+            dys.append(float(fit.delta[:, 1].abs().max()))
+        worst[blur_terms] = max(dys)
+    assert worst[True] < 0.12
+    assert worst[False] > 0.3  # what the sharpness terms remove
+
+
+def test_known_subpixel_shift_is_measured_per_patch() -> None:
+    # Camera48 shows the scene at q + t (sub-pixel t, ProRAW misregistered); at the
+    # identity warp every textured patch must ask for the correction delta = -t.
+    truth = _smooth_texture(256, 320)
+    t = (0.3, -0.45)
+    camera = isp.warp_image(truth, translation_px=t)
+    anchor = forward_np(truth, CFA)
+    fit = _fit(camera, anchor, WarpParams(), [16, 16, 64, 64], [16, 96, 40, 110])
+    assert bool(fit.usable.all())
+    err = fit.delta + torch.tensor(t, dtype=torch.float64)
+    assert float(err.abs().max()) < 0.03
+    sd = torch.sqrt(torch.linalg.inv(fit.info).diagonal(dim1=1, dim2=2))
+    assert float(sd.max()) < 0.05  # well determined patches
+
+
+def test_estimate_tone_recovers_a_local_power_law() -> None:
+    # A local tone mapping that multiplies every 48MP pixel by a power of its own
+    # luminance, g = Y^kappa (the base layer of an edge-aware operator sliced at full
+    # resolution): Camera48 = truth^(1 + kappa) for a grey scene, so the anchor is
+    # Camera48^(1 + e) with e = -kappa / (1 + kappa).
+    truth = _smooth_texture(256, 320, seed=3)
+    grey = truth.mean(axis=0, keepdims=True)
+    kappa = -0.4
+    camera = (truth * np.power(grey / grey.mean(), kappa)).astype(np.float32)
+    anchor = forward_np(truth, CFA)
+    data = refine.prepare_pixels(camera, anchor, CFA, None)
+    patches = refine.pixel_patches(torch.tensor([16, 16, 64, 64]), torch.tensor([16, 96, 40, 110]))
+    params = WarpParams()
+    fields = refine.patch_fields(data, patches, params, None, camera.shape[1:])
+    fit = refine.fit_pixel_patches(data, patches, params, None, camera.shape[1:], fields=fields)
+    e, var_e = refine.estimate_tone(data, patches, params, None, camera.shape[1:], fit, fields)
+    expected = -kappa / (1.0 + kappa)  # 0.667
+    assert torch.all(torch.isfinite(var_e))
+    np.testing.assert_allclose(e.numpy(), expected, atol=0.08)
+    # No tone curve: exponent ~ 0.
+    data0 = refine.prepare_pixels(truth, anchor, CFA, None)
+    fields0 = refine.patch_fields(data0, patches, params, None, truth.shape[1:])
+    fit0 = refine.fit_pixel_patches(data0, patches, params, None, truth.shape[1:], fields=fields0)
+    e0, _ = refine.estimate_tone(data0, patches, params, None, truth.shape[1:], fit0, fields0)
+    assert float(e0.abs().max()) < 0.03
+
+
+def test_prepare_pixels_normalizes_colours_and_masks_around_clipping() -> None:
+    # A flat field of camera colour (0.4, 1.0, 0.55) on both sides, one clipped anchor
+    # pixel: every colour normalizes to 1, the clipped pixel and a 2 px margin are masked.
+    h12, w12 = 64, 80
+    camera = np.empty((3, 2 * h12, 2 * w12), np.float32)
+    for c, v in enumerate((0.4, 1.0, 0.55)):
+        camera[c] = v * 0.3
+    anchor = forward_np(camera * 0.5, CFA)
+    unclipped = np.ones((h12, w12), bool)
+    unclipped[30, 40] = False
+    data = refine.prepare_pixels(camera, anchor, CFA, unclipped)
+    a = data.anchor.numpy()
+    assert np.allclose(a[data.valid.numpy()], 1.0, atol=1e-5)
+    np.testing.assert_allclose(data.camera_scale.numpy(), 1.0 / (0.3 * np.array([0.4, 1.0, 0.55])))
+    valid = data.valid.numpy()
+    assert not valid[28:33, 38:43].any()
+    assert valid[27, 40] and valid[30, 43] and valid.sum() == h12 * w12 - 25
+
+
+def test_noise_model_is_measured_from_the_anchor() -> None:
+    # Shot + read noise of known variance var = a * A + b on flat fields of 8 levels.
+    rng = np.random.default_rng(1)
+    h12, w12 = 256, 256
+    levels = np.repeat(np.linspace(0.2, 2.0, 8), h12 // 8)[:, None] * np.ones((1, w12))
+    a_true, b_true = 2e-3, 1e-4
+    noisy = levels + rng.standard_normal(levels.shape) * np.sqrt(a_true * levels + b_true)
+    na, nb = refine._anchor_noise(noisy.astype(np.float32), np.ones((h12, w12), bool))
+    assert na == pytest.approx(a_true, rel=0.3)
+    assert nb == pytest.approx(b_true, abs=3e-4)
+
+
+def test_pixel_patches_keep_the_cfa_phase() -> None:
+    p = refine.pixel_patches(torch.tensor([0, 16]), torch.tensor([2, 32]))
+    assert p.qx.tolist() == [2 * 2 + 31.5, 2 * 32 + 31.5]  # centre of the 64x64 48MP block
+    with pytest.raises(ShapeError, match="even"):
+        refine.pixel_patches(torch.tensor([1]), torch.tensor([0]))
+
+
+def test_prior_centres_k2_k3_on_the_inverse_of_a_k1_correction() -> None:
+    # ProRAW48 resampled through a radial k1 correction (simulator and DNG WarpRectilinear
+    # direction); the map from the RAW12 grid back into it is the inverse, whose best
+    # (zoom, k1, k2, k3) fit has k2 ~ 3 k1^2 and k3 ~ 12 k1^3: the centre of the prior.
+    h, w = 576, 768
+    sim = WarpParams(zoom=1.002, radial=(0.02, 0.0, 0.0))
+    x = torch.arange(0, w, 8, dtype=torch.float64)[None, :]
+    y = torch.arange(0, h, 8, dtype=torch.float64)[:, None]
+    x, y = (v.reshape(-1) for v in torch.broadcast_tensors(x, y))
+    sx, sy = x.clone(), y.clone()
+    for _ in range(60):  # invert W_sim by fixed-point iteration
+        fx, fy = source_coords(sim, sx, sy, frame_h=h, frame_w=w)
+        sx, sy = sx - (fx - x), sy - (fy - y)
+    b = _design(x, y, ((w - 1) / 2, (h - 1) / 2), half_diagonal(h, w))[:, :, :6]
+    target = torch.stack((sx - x, sy - y), -1).reshape(-1)
+    phi = torch.linalg.lstsq(b.reshape(-1, 6), target[:, None]).solution[:, 0]
+    z = 1.0 + float(phi[2])
+    k1, k2, k3 = (float(v) / z for v in phi[3:6])
+    assert k2 == pytest.approx(3 * k1 * k1, rel=0.15)
+    assert k3 == pytest.approx(12 * k1**3, rel=0.5)
+    # The prior rows vanish exactly there (prior mean of the deviations: zero).
+    full = torch.zeros(8, dtype=torch.float64)
+    full[2:6] = phi[2:6]
+    full[4] = 3 * float(phi[3]) ** 2 / z
+    full[5] = 12 * float(phi[3]) ** 3 / z**2
+    rows, tgt = _prior_rows(full, torch.from_numpy(_linear_coeffs(WarpParams())))
+    assert math.isclose(float(rows[4] @ full), float(tgt[4]), abs_tol=1e-12)
+    assert math.isclose(float(rows[5] @ full), float(tgt[5]), abs_tol=1e-12)
