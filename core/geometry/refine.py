@@ -187,12 +187,13 @@ def _anchor_noise(anchor: np.ndarray, valid: np.ndarray) -> tuple[float, float]:
     x, v = np.asarray(xs), np.asarray(vs)
     if float(np.ptp(x)) <= 1e-6 * max(float(np.abs(x).max()), 1e-12):
         return 0.0, max(float(np.median(v)), 1e-12)  # one level only: no slope to fit
-    a, b = np.polyfit(x, v, 1)
+    # Relative errors (weights 1 / v): the dark bins, where read noise sets the floor,
+    # count as much as the bright ones; the floor is at least half the darkest bin's.
+    a, b = np.polyfit(x, v, 1, w=1.0 / np.maximum(v, 1e-20))
     if a < 0:
         a, b = 0.0, float(np.min(v))
-    elif b < 0:
-        a, b = float(np.median(v / np.maximum(x, 1e-9))), 0.0
-    return float(a), max(float(b), 1e-12)
+    b = max(float(b), 0.5 * float(v[int(np.argmin(x))]))
+    return float(a), max(b, 1e-12)
 
 
 def _dilate(mask: np.ndarray, radius: int) -> np.ndarray:

@@ -41,13 +41,16 @@ def _edge_scene(h: int, w: int, edge_y: int, texture: bool = True) -> np.ndarray
     return truth
 
 
-def _smooth_texture(h: int, w: int, seed: int = 0) -> np.ndarray:
-    """Grey smooth random texture spanning about 3 stops (natural-image-like gradients)."""
+def _smooth_texture(
+    h: int, w: int, seed: int = 0, freq: tuple[float, float] = (0.02, 0.12)
+) -> np.ndarray:
+    """Grey smooth random texture spanning about 3 stops (natural-image-like gradients);
+    ``freq`` bounds its spatial frequencies (radians per 48MP px)."""
     rng = np.random.default_rng(seed)
     y, x = np.mgrid[0:h, 0:w].astype(np.float32)
     lum = np.zeros((h, w), np.float32)
     for _ in range(6):
-        fx, fy, ph = rng.uniform(0.02, 0.12), rng.uniform(0.02, 0.12), rng.uniform(0, 6.3)
+        fx, fy, ph = rng.uniform(*freq), rng.uniform(*freq), rng.uniform(0, 6.3)
         lum += np.sin(fx * x + ph) * np.cos(fy * y + 2 * ph)
     lum = np.exp(0.45 * lum).astype(np.float32) * np.float32(0.2)
     return np.stack([lum * 0.5, lum, lum * 0.6]).astype(np.float32)
@@ -102,12 +105,15 @@ def test_estimate_tone_recovers_a_local_power_law() -> None:
     # A local tone mapping that multiplies every 48MP pixel by a power of its own
     # luminance, g = Y^kappa (the base layer of an edge-aware operator sliced at full
     # resolution): Camera48 = truth^(1 + kappa) for a grey scene, so the anchor is
-    # Camera48^(1 + e) with e = -kappa / (1 + kappa).
-    truth = _smooth_texture(256, 320, seed=3)
+    # Camera48^(1 + e) with e = -kappa / (1 + kappa). The anchor has shot noise (what the
+    # noise model, and the choice of pixels well above it, are measured from).
+    truth = _smooth_texture(256, 320, seed=3, freq=(0.01, 0.05))
     grey = truth.mean(axis=0, keepdims=True)
     kappa = -0.4
     camera = (truth * np.power(grey / grey.mean(), kappa)).astype(np.float32)
     anchor = forward_np(truth, CFA)
+    rng = np.random.default_rng(5)
+    anchor += (np.sqrt(anchor / 4000.0) * rng.standard_normal(anchor.shape)).astype(np.float32)
     data = refine.prepare_pixels(camera, anchor, CFA, None)
     patches = refine.pixel_patches(torch.tensor([16, 16, 64, 64]), torch.tensor([16, 96, 40, 110]))
     params = WarpParams()
@@ -122,7 +128,7 @@ def test_estimate_tone_recovers_a_local_power_law() -> None:
     fields0 = refine.patch_fields(data0, patches, params, None, truth.shape[1:])
     fit0 = refine.fit_pixel_patches(data0, patches, params, None, truth.shape[1:], fields=fields0)
     e0, _ = refine.estimate_tone(data0, patches, params, None, truth.shape[1:], fit0, fields0)
-    assert float(e0.abs().max()) < 0.03
+    assert float(e0.abs().max()) < 0.06  # vs 0.67 with the curve
 
 
 def test_prepare_pixels_normalizes_colours_and_masks_around_clipping() -> None:
