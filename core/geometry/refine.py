@@ -65,7 +65,6 @@ __all__ = [
 PIXEL_PATCH = 32
 """Patch side in RAW12 pixels (64 48MP px; 16 Bayer cells, the coarse levels' patch)."""
 
-_HALF = PIXEL_PATCH // 2
 _MIN_VALID = 0.6
 _HUBER = 2.0  # Huber threshold in robust sigmas of the patch residual
 _MAX_STEP_PX = 2.0
@@ -124,17 +123,19 @@ class PatchShifts:
 
 @dataclass(frozen=True)
 class PixelPatches:
-    """K patches of ``PIXEL_PATCH`` x ``PIXEL_PATCH`` RAW12 pixels.
+    """K patches of ``size`` x ``size`` RAW12 pixels.
 
     Attributes:
         oy, ox: (K,) int64 top-left RAW12 pixel, even (keeps the CFA phase).
-        qx, qy: (K,) float64 patch centre on the 48MP output grid (``2 ox + 31.5``).
+        qx, qy: (K,) float64 patch centre on the 48MP output grid (``2 ox + size - 0.5``).
+        size: side in RAW12 pixels (even; ``PIXEL_PATCH`` by default).
     """
 
     oy: Tensor
     ox: Tensor
     qx: Tensor
     qy: Tensor
+    size: int = PIXEL_PATCH
 
 
 @dataclass(frozen=True)
@@ -265,15 +266,21 @@ def prepare_pixels(
     )
 
 
-def pixel_patches(oy: Tensor, ox: Tensor) -> PixelPatches:
-    """Patches from top-left RAW12 pixels (even coordinates: CFA phase kept)."""
+def pixel_patches(oy: Tensor, ox: Tensor, size: int = PIXEL_PATCH) -> PixelPatches:
+    """Patches of ``size`` RAW12 px from top-left RAW12 pixels (even: CFA phase kept)."""
     oy = oy.to(torch.int64)
     ox = ox.to(torch.int64)
     if bool(((oy % 2) != 0).any() or ((ox % 2) != 0).any()):
         raise ShapeError("pixel patches must start on even RAW12 pixels (CFA phase)")
-    c = PIXEL_PATCH - 0.5
+    if size < 4 or size % 2:
+        raise ShapeError(f"pixel patches must be an even number (>= 4) of RAW12 px, got {size}")
+    c = size - 0.5
     return PixelPatches(
-        oy=oy, ox=ox, qx=2.0 * ox.to(torch.float64) + c, qy=2.0 * oy.to(torch.float64) + c
+        oy=oy,
+        ox=ox,
+        qx=2.0 * ox.to(torch.float64) + c,
+        qy=2.0 * oy.to(torch.float64) + c,
+        size=int(size),
     )
 
 
@@ -283,11 +290,11 @@ def _source_positions(
     flow: np.ndarray | None,
     frame_hw: tuple[int, int],
 ) -> tuple[Tensor, Tensor]:
-    """Source 48MP positions (K, 4, 16, 16) of every patch pixel, phase-major.
+    """Source 48MP positions (K, 4, size / 2, size / 2) of every patch pixel, phase-major.
 
     Phase ``p = 2 py + px`` holds RAW12 pixels ``(oy + py + 2 a, ox + px + 2 b)``.
     """
-    r = torch.arange(_HALF, dtype=torch.float64) * 2.0
+    r = torch.arange(patches.size // 2, dtype=torch.float64) * 2.0
     ph = torch.tensor([0.0, 0.0, 1.0, 1.0], dtype=torch.float64)[None, :, None, None]
     pw = torch.tensor([0.0, 1.0, 0.0, 1.0], dtype=torch.float64)[None, :, None, None]
     y12 = patches.oy.to(torch.float64)[:, None, None, None] + ph + r[None, None, :, None]
@@ -395,12 +402,12 @@ class _Sampler:
     """Evaluates every patch pixel's colour field at its source position + delta."""
 
     crops: PatchFields
-    sx: Tensor  # (K, 4, 16, 16) float64 source positions, phase-major
+    sx: Tensor  # (K, 4, size / 2, size / 2) float64 source positions, phase-major
     sy: Tensor
     colours: tuple[int, int, int, int]  # colour of each phase
 
     def __call__(self, delta: Tensor) -> tuple[Tensor, Tensor]:
-        """Fields (K, 5 [value, d/dx, d/dy, d2/dx2, d2/dy2], 1024) float32; inside (K, 1024)."""
+        """Fields (K, 5 [value, d/dx, d/dy, d2/dx2, d2/dy2], n = size^2) float32; inside (K, n)."""
         fields = self.crops.fields
         k = self.sx.shape[0]
         f = fields.shape[-1]
@@ -417,16 +424,17 @@ class _Sampler:
                 nnf.grid_sample(
                     src, grid[:, p], mode="bilinear", padding_mode="border", align_corners=True
                 )
-            )  # (K, 5, 16, 16)
-        out = torch.stack(outs, dim=2).reshape(k, 5, -1)  # (K, 5, 4 * 256)
+            )  # (K, 5, size / 2, size / 2)
+        out = torch.stack(outs, dim=2).reshape(k, 5, -1)  # (K, 5, n)
         return out, inside.reshape(k, -1)
 
 
 def _patch_layout(
     data: PixelData, patches: PixelPatches
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
-    """Anchor values, validity, colour one-hot and coordinates, phase-major (K, 1024)."""
-    r = torch.arange(_HALF) * 2
+    """Anchor values, validity, colour one-hot and coordinates, phase-major (K, n)."""
+    half = patches.size // 2
+    r = torch.arange(half) * 2
     ph = torch.tensor([0, 0, 1, 1])[None, :, None, None]
     pw = torch.tensor([0, 1, 0, 1])[None, :, None, None]
     iy = patches.oy[:, None, None, None] + ph + r[None, None, :, None]
@@ -436,12 +444,12 @@ def _patch_layout(
     a = data.anchor[iy, ix].reshape(k, -1)
     valid = data.valid[iy, ix].reshape(k, -1)
     c = data.colours
-    col = torch.tensor([c[0][0], c[0][1], c[1][0], c[1][1]])[:, None].expand(4, _HALF * _HALF)
+    col = torch.tensor([c[0][0], c[0][1], c[1][0], c[1][1]])[:, None].expand(4, half * half)
     onehot = torch.stack([(col == i).reshape(-1) for i in range(3)], -1).to(torch.float32)
     # Position in the patch, -1..1 (RAW12 pixel (a, b) of the 32x32 block).
-    yy = (ph + r[None, None, :, None]).expand(1, 4, _HALF, _HALF).reshape(-1).to(torch.float32)
-    xx = (pw + r[None, None, None, :]).expand(1, 4, _HALF, _HALF).reshape(-1).to(torch.float32)
-    scale = 2.0 / (PIXEL_PATCH - 1)
+    yy = (ph + r[None, None, :, None]).expand(1, 4, half, half).reshape(-1).to(torch.float32)
+    xx = (pw + r[None, None, None, :]).expand(1, 4, half, half).reshape(-1).to(torch.float32)
+    scale = 2.0 / (patches.size - 1)
     return a, valid, onehot, xx * scale - 1.0, yy * scale - 1.0
 
 
