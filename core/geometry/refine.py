@@ -14,23 +14,27 @@ Why not the cell luminance of the coarse levels (``registration``): a Bayer cell
 four colours over 4x4 48MP px, so a tone curve applied per 48MP pixel (local tone mapping
 is one) makes a cell straddling an edge no longer a fixed function of the anchor cell,
 and coloured edges move the cell centroid; comparing per colour at 2x2 px halves the
-mixing footprint and removes the colour mixing. Measured on the simulator
-(``benchmarks/eval_register.py``): the edge-aware tone-mapping bias drops from up to
-0.66 px to under 0.1 px on every textured scene.
+mixing footprint and removes the colour mixing (docs/registration.md has the figures).
 
 Model per patch of 32x32 RAW12 px (64x64 48MP px), LINEAR domain, both sides divided by
 their colour medians::
 
     A(i, j) = o + (beta_c + bx x + by y) * B_c(s_ij + delta)
+              + kappa_x B_c,xx(s_ij + delta) + kappa_y B_c,yy(s_ij + delta)
 
 ``A`` the anchor pixel, ``c`` its colour, ``B_c`` the 2x2-box field of Camera48 colour
-``c``, ``s_ij`` its source position under the current warp, ``(x, y)`` in [-1, 1] across
-the patch. Unknowns: the shift ``delta`` and the photometric terms (offset, one gain per
-colour, a linear gain trend) — a local tone mapping is a smooth gain on the scale of a
-patch. Uniform weights inside a patch (Huber on a robust per-patch scale): per-pixel
-shot-noise weights differ by 100x across a high-contrast edge and turn any symmetric
-mismatch of the edge profile (blur, halo) into a shift. The information of ``delta`` is
-the Schur complement over the photometric terms, divided by the residual variance.
+``c`` (``B_xx``, ``B_yy`` its second differences), ``s_ij`` its source position under the
+current warp, ``(x, y)`` in [-1, 1] across the patch. Unknowns: the shift ``delta`` and the
+photometric terms: offset, one gain per colour and a linear gain trend (a local tone
+mapping is a smooth gain on the scale of a patch), and the sharpness terms ``kappa`` (a
+resampled or differently sharpened file blurs edges symmetrically; across a colour edge
+the two sides are different Bayer phases with different contrasts, and without these
+terms that blur moved edges by up to 0.44 px). Before the later rounds Camera48 may be
+linearized per 48MP pixel by a smooth local tone exponent (``estimate_tone``). Uniform
+weights inside a patch (Huber on a robust per-patch scale): per-pixel shot-noise weights
+differ by 100x across a high-contrast edge and turn any symmetric mismatch of the edge
+profile (blur, halo) into a shift. The information of ``delta`` is the Schur complement
+over the photometric terms, divided by the residual variance.
 """
 
 from __future__ import annotations

@@ -22,18 +22,28 @@ Estimator (robust to local tone mapping, coarse to fine):
 1. Pyramid of both sides (block means of cells; average pooling of ``H``), log domain
    (a multiplicative gain becomes an additive term).
 2. Coarsest level: exhaustive integer search of the translation (gradient correlation).
-3. Every level: per-patch Lucas-Kanade (ESM gradients) for a local shift ``delta`` with an
-   affine log-gain per patch (the local tone mapping), Huber weights within the patch
-   (clipped highlights carry no weight at all via the ``unclipped`` mask); then a
-   weighted linear least-squares fit of the 8 parametric coefficients to the patch shifts,
-   each patch weighted by its 2x2 information matrix (so an edge constrains only its
-   normal), Huber weights across patches, a weak Gaussian prior from the preset, clamped
-   to the preset's bounds. Coarse levels fit translation, zoom and k1; finer ones all.
-4. Optional residual flow: matrix-weighted normalized convolution of the patch residuals
+3. Every cell level, down to level 0: per-patch Lucas-Kanade for a local shift ``delta``
+   with a local photometric model (linear domain: offset and gain with a linear trend),
+   Huber weights within the patch (clipped highlights carry no weight via the
+   ``unclipped`` mask); then a weighted least-squares fit of the 8 parametric
+   coefficients to the patch shifts (``_fit_params``), each patch weighted by its 2x2
+   information matrix (an edge constrains only its normal), an isotropic model variance
+   and Huber weights across patches, a Gaussian prior from the preset (k2, k3 centred on
+   the series inverse of k1, ``_prior_rows``), clamped to the preset's bounds.
+4. Pixel stage (``core.geometry.refine``): the same fit on RAW12 pixels compared per
+   colour with the 2x2-box field of their own Camera48 colour, with per-colour gains, a
+   gain trend, sharpness terms and, after the first round, Camera48 linearized by a
+   smooth local tone exponent (``refine.estimate_tone``). The model variance of this fit
+   is calibrated on the patches that pin their shift (smooth sky patches would
+   otherwise outvote the textured ones).
+5. Optional residual flow: matrix-weighted normalized convolution of the patch residuals
    on a coarse node grid, kept only if it reduces the misfit of held-out patches.
-5. Independent check: a second, offset patch grid measures the remaining local shifts
-   after the final warp (``residual_rms_px``), the match score of each patch, gradient
-   agreement and PSNR after a fitted local gain: the alignment gate.
+6. Independent check: a second patch grid offset by half a patch measures the remaining
+   local shifts after the final warp; ``residual_rms_px`` is their smooth part combined
+   with the warp's own uncertainty over the whole frame (extrapolation into
+   structureless corners); plus the match score of each patch, gradient agreement, PSNR
+   after a fitted local gain and the disagreement between the cell-level and the final
+   warp at the check patches (aliased repeating texture): the alignment gate.
 """
 
 from __future__ import annotations
