@@ -20,13 +20,15 @@ Rows and their criterion (verdict column):
 - different scenes (RAW12 of one scene, ProRAW48 of another): the gate must fail.
 
 Run: ``python benchmarks/eval_register.py [--size 384x288] [--seeds 1 2]
-[--scenes foliage ...] [--cache /tmp/reg_cache] [--no-patterns] [--no-mismatch]``.
-``--cache`` keeps the decoded pairs (npz) between runs.
+[--scenes foliage ...] [--cache /tmp/reg_cache] [--no-patterns] [--no-mismatch]
+[--no-tone] [--no-sharpness]``. ``--cache`` keeps the decoded pairs (npz) between runs;
+the last two switch off parts of the pixel stage (ablations, ``core.geometry.refine``).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import sys
 import tempfile
@@ -39,6 +41,7 @@ import numpy as np
 import torch
 
 from core.cfa import CfaPattern
+from core.geometry import refine
 from core.geometry.registration import RegistrationResult, register
 from core.geometry.warp import WarpParams, flow_at, source_coords
 from core.io.pair import load_pair
@@ -154,7 +157,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--preset", default="default")
     ap.add_argument("--no-patterns", action="store_true")
     ap.add_argument("--no-mismatch", action="store_true")
+    ap.add_argument("--no-tone", action="store_true", help="ablation: no tone exponent")
+    ap.add_argument("--no-sharpness", action="store_true", help="ablation: no kappa terms")
     args = ap.parse_args(argv)
+    if args.no_tone or args.no_sharpness:
+        refine._OPTIONS = dataclasses.replace(
+            refine.options(), tone=not args.no_tone, blur_terms=not args.no_sharpness
+        )
     w12, h12 = (int(v) for v in args.size.split("x"))
     torch.set_num_threads(1)
     scenes = args.scenes or [*TEXTURED, *LOW_TEXTURE]

@@ -78,7 +78,7 @@ _CLIP_MARGIN_PX = 2  # RAW12 px dropped around clipped or unusable anchor pixels
 
 @dataclass(frozen=True)
 class _Options:
-    """Estimator variants (kept switchable for ``benchmarks/eval_register.py`` ablations).
+    """Estimator variants (switchable for ablations: ``eval_register.py --no-tone``, ...).
 
     Attributes:
         blur_terms: photometric model includes ``kappa_x B_xx + kappa_y B_yy`` (a
