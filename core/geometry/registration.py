@@ -1638,7 +1638,7 @@ def register(
             vfit = fit_pixel_patches(pixels, check, params, flow, frame_hw, fields=vcrops)
             del vcrops
             residual, confident = _gate_residual(vfit, check, frame_hw, pre, figures)
-            if bool(confident.any()):
+            if math.isfinite(residual):  # enough confident patches to compare at
                 # Coarse (cell) and fine (pixel) estimates look at different frequencies:
                 # texture above the per-colour Nyquist of RAW12 (zone plates, fabrics,
                 # repeating patterns) aliases in the pixel stage only, its shifts agree
