@@ -14,7 +14,6 @@ Every failure is a :class:`core.model.checkpoint.CheckpointError` with one plain
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import threading
 from dataclasses import dataclass, field
@@ -24,9 +23,14 @@ from typing import Any
 import torch
 
 from core.demosaic.net import DemosaicNet, DemosaicNetConfig
-from core.errors import ConfigError
-from core.io.atomic import atomic_write
-from core.model.checkpoint import CheckpointError
+from core.model.checkpoint import (
+    CheckpointError,
+    hash_tensors,
+    net_state,
+    read_payload,
+    restore_net,
+    save_payload,
+)
 
 __all__ = [
     "DEFAULT_DEMOSAIC_CHECKPOINT",
@@ -70,16 +74,11 @@ class LoadedDemosaicModel:
 
 
 def content_hash(config: DemosaicNetConfig, state_dict: dict[str, torch.Tensor]) -> str:
-    """SHA-256 over the canonical config JSON and the sorted tensors (hex)."""
+    """SHA-256 over the format name, the canonical config JSON and the sorted tensors (hex)."""
     h = hashlib.sha256()
     h.update(FORMAT.encode())
     h.update(json.dumps(config.to_dict(), sort_keys=True).encode())
-    for name in sorted(state_dict):
-        t = state_dict[name].detach().cpu().contiguous()
-        h.update(name.encode())
-        h.update(str(t.dtype).encode())
-        h.update(str(tuple(t.shape)).encode())
-        h.update(t.numpy().tobytes())
+    hash_tensors(h, state_dict)
     return h.hexdigest()
 
 
@@ -87,22 +86,19 @@ def save_demosaic_checkpoint(
     path: str | Path, net: DemosaicNet, meta: dict[str, Any] | None = None
 ) -> str:
     """Write ``net`` atomically to ``path`` (folder created); returns the content hash."""
-    state = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
+    state = net_state(net)
     digest = content_hash(net.config, state)
-    payload = {
-        "format": FORMAT,
-        "version": VERSION,
-        "config": net.config.to_dict(),
-        "state_dict": state,
-        "hash": digest,
-        "meta": json.loads(json.dumps(meta or {}, default=str)),
-    }
-    buf = io.BytesIO()
-    torch.save(payload, buf)
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_write(target) as handle:
-        handle.write(buf.getvalue())
+    save_payload(
+        path,
+        {
+            "format": FORMAT,
+            "version": VERSION,
+            "config": net.config.to_dict(),
+            "state_dict": state,
+            "hash": digest,
+            "meta": meta,
+        },
+    )
     return digest
 
 
@@ -118,37 +114,23 @@ def load_demosaic_checkpoint(path: str | Path) -> LoadedDemosaicModel:
             unusable config, a hash mismatch, or weights that do not fit the network.
     """
     p = Path(path)
-    if not p.is_file():
-        raise _fail(p, "not found")
-    size = p.stat().st_size
-    if size > MAX_BYTES:
-        raise _fail(p, f"is {size / 2**20:.0f} MiB, far larger than the demosaic model")
-    try:
-        payload = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises many types on damaged archives
-        raise _fail(p, "is damaged or not a Linear48 demosaic model file") from err
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise _fail(p, "is not a Linear48 demosaic model file")
-    if payload.get("version") != VERSION:
-        raise _fail(p, f"has format version {payload.get('version')!r}; this build reads {VERSION}")
-    try:
-        config = DemosaicNetConfig.from_dict(dict(payload["config"]))
-    except (ConfigError, KeyError, TypeError, ValueError) as err:
-        raise _fail(p, f"has an unusable configuration ({err})") from err
-    state = payload.get("state_dict")
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise _fail(p, "has no weights")
-    digest = content_hash(config, state)
-    if digest != payload.get("hash"):
-        raise _fail(p, "fails its content check (corrupted or modified)")
-    net = DemosaicNet(config)
-    try:
-        net.load_state_dict(state, strict=True)
-    except RuntimeError as err:
-        raise _fail(p, "does not match this version's network") from err
-    net.eval()
-    meta = payload.get("meta")
-    return LoadedDemosaicModel(net, config, digest, p, dict(meta) if isinstance(meta, dict) else {})
+    payload = read_payload(
+        p,
+        fmt=FORMAT,
+        version=VERSION,
+        max_bytes=MAX_BYTES,
+        kind="Linear48 demosaic model",
+        fail=_fail,
+    )
+    net, config, digest, meta = restore_net(
+        p,
+        payload,
+        config_from_dict=DemosaicNetConfig.from_dict,
+        make_net=DemosaicNet,
+        digest=content_hash,
+        fail=_fail,
+    )
+    return LoadedDemosaicModel(net, config, digest, p, meta)
 
 
 _CACHE: dict[tuple[str, int, int], LoadedDemosaicModel] = {}

@@ -15,7 +15,6 @@ mismatch means the file was altered or corrupted.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import logging
 import threading
@@ -27,9 +26,14 @@ import torch
 
 from core.diagnostics.features import FEATURE_VERSION
 from core.diagnostics.net import DiagnosticNet, DiagnosticNetConfig
-from core.errors import ConfigError
-from core.io.atomic import atomic_write
-from core.model.checkpoint import CheckpointError
+from core.model.checkpoint import (
+    CheckpointError,
+    hash_tensors,
+    net_state,
+    read_payload,
+    restore_net,
+    save_payload,
+)
 
 log = logging.getLogger(__name__)
 
@@ -86,12 +90,7 @@ def diagnostic_content_hash(
     h = hashlib.sha256()
     h.update(json.dumps(config.to_dict(), sort_keys=True).encode())
     h.update(f"features={feature_version}".encode())
-    for name in sorted(state_dict):
-        t = state_dict[name].detach().cpu().contiguous()
-        h.update(name.encode())
-        h.update(str(t.dtype).encode())
-        h.update(str(tuple(t.shape)).encode())
-        h.update(t.numpy().tobytes())
+    hash_tensors(h, state_dict)
     return h.hexdigest()
 
 
@@ -99,23 +98,20 @@ def save_diagnostic_checkpoint(
     path: str | Path, net: DiagnosticNet, meta: dict[str, Any] | None = None
 ) -> str:
     """Write ``net`` atomically to ``path``; returns the content hash."""
-    state = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
+    state = net_state(net)
     digest = diagnostic_content_hash(net.config, state, FEATURE_VERSION)
-    payload = {
-        "format": FORMAT,
-        "version": VERSION,
-        "feature_version": FEATURE_VERSION,
-        "config": net.config.to_dict(),
-        "state_dict": state,
-        "hash": digest,
-        "meta": json.loads(json.dumps(meta or {}, default=str)),
-    }
-    buf = io.BytesIO()
-    torch.save(payload, buf)
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_write(target) as handle:
-        handle.write(buf.getvalue())
+    save_payload(
+        path,
+        {
+            "format": FORMAT,
+            "version": VERSION,
+            "feature_version": FEATURE_VERSION,
+            "config": net.config.to_dict(),
+            "state_dict": state,
+            "hash": digest,
+            "meta": meta,
+        },
+    )
     return digest
 
 
@@ -124,17 +120,14 @@ def _fail(path: Path, reason: str) -> DiagnosticCheckpointError:
 
 
 def _load_uncached(p: Path) -> LoadedDiagnosticModel:
-    size = p.stat().st_size
-    if size > MAX_BYTES:
-        raise _fail(p, f"is {size / 2**20:.0f} MiB, far larger than any diagnostic model")
-    try:
-        payload = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises many types on damaged archives
-        raise _fail(p, "is damaged or not a Linear48 diagnostic model file") from err
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise _fail(p, "is not a Linear48 diagnostic model file")
-    if payload.get("version") != VERSION:
-        raise _fail(p, f"has format version {payload.get('version')!r}; this build reads {VERSION}")
+    payload = read_payload(
+        p,
+        fmt=FORMAT,
+        version=VERSION,
+        max_bytes=MAX_BYTES,
+        kind="Linear48 diagnostic model",
+        fail=_fail,
+    )
     feature_version = payload.get("feature_version")
     if feature_version != FEATURE_VERSION:
         raise _fail(
@@ -142,26 +135,15 @@ def _load_uncached(p: Path) -> LoadedDiagnosticModel:
             f"was trained for feature version {feature_version!r}; this build computes "
             f"version {FEATURE_VERSION} (retrain it)",
         )
-    try:
-        config = DiagnosticNetConfig.from_dict(dict(payload["config"]))
-    except (ConfigError, KeyError, TypeError, ValueError) as err:
-        raise _fail(p, f"has an unusable configuration ({err})") from err
-    state = payload.get("state_dict")
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise _fail(p, "has no weights")
-    digest = diagnostic_content_hash(config, state, FEATURE_VERSION)
-    if digest != payload.get("hash"):
-        raise _fail(p, "fails its content check (corrupted or modified)")
-    net = DiagnosticNet(config)
-    try:
-        net.load_state_dict(state, strict=True)
-    except RuntimeError as err:
-        raise _fail(p, "does not match this version's network") from err
-    net.eval()
-    meta = payload.get("meta")
-    return LoadedDiagnosticModel(
-        net, config, digest, p, dict(meta) if isinstance(meta, dict) else {}
+    net, config, digest, meta = restore_net(
+        p,
+        payload,
+        config_from_dict=DiagnosticNetConfig.from_dict,
+        make_net=DiagnosticNet,
+        digest=lambda c, st: diagnostic_content_hash(c, st, FEATURE_VERSION),
+        fail=_fail,
     )
+    return LoadedDiagnosticModel(net, config, digest, p, meta)
 
 
 _CACHE: dict[tuple[str, int, int], LoadedDiagnosticModel] = {}
