@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import tomllib
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -142,45 +143,78 @@ _SECTIONS: dict[str, type] = {
 }
 
 
-def _build(data: dict[str, Any]) -> TrainConfig:
-    unknown = sorted(set(data) - set(_SECTIONS))
+def coerce_field(section: str, key: str, value: Any, default: Any) -> Any:
+    """``value`` of field ``section.key`` checked against the type of ``default`` (ints
+    pass as floats, bools only as bools, tuples element-wise); ConfigError names it."""
+    if isinstance(default, tuple):
+        if not isinstance(value, list | tuple) or len(value) != len(default):
+            raise ConfigError(f"{section}.{key}: expected {len(default)} numbers, got {value!r}")
+        return tuple(coerce_field(section, key, v, d) for v, d in zip(value, default, strict=True))
+    expected = type(default)
+    ok = isinstance(value, expected) or (expected is float and isinstance(value, int))
+    if not ok or isinstance(value, bool) != (expected is bool):
+        raise ConfigError(
+            f"{section}.{key}: expected {expected.__name__}, got {type(value).__name__} {value!r}"
+        )
+    return float(value) if expected is float else value
+
+
+def build_sections(
+    data: dict[str, Any],
+    sections: dict[str, type],
+    builders: dict[str, Callable[[dict[str, Any]], Any]] | None = None,
+) -> dict[str, Any]:
+    """Validate a parsed TOML config section by section (the one schema checker of every
+    trainer's config).
+
+    ``sections``: name -> dataclass with defaults, filled field by field through
+    :func:`coerce_field`; ``builders``: name -> function building that section from its
+    table itself (e.g. a network config's ``from_dict``). Returns name -> built section.
+    Raises ConfigError naming the unknown section, the non-table or the offending field.
+    """
+    builders = builders or {}
+    valid = [*sections, *builders]
+    unknown = sorted(set(data) - set(valid))
     if unknown:
-        raise ConfigError(f"unknown section(s) {', '.join(unknown)}; valid: {', '.join(_SECTIONS)}")
+        raise ConfigError(f"unknown section(s) {', '.join(unknown)}; valid: {', '.join(valid)}")
     built: dict[str, Any] = {}
-    for name, cls in _SECTIONS.items():
+    for name in valid:
         raw = data.get(name, {})
         if not isinstance(raw, dict):
             raise ConfigError(f"{name}: must be a table")
-        known = {f.name: f for f in fields(cls)}
+        if name in builders:
+            built[name] = builders[name](raw)
+            continue
+        cls = sections[name]
+        known = [f.name for f in fields(cls)]
         bad = sorted(set(raw) - set(known))
         if bad:
             raise ConfigError(f"{name}.{bad[0]}: unknown field; valid: {', '.join(known)}")
         default = cls()
-        for key, value in raw.items():
-            expected = type(getattr(default, key))
-            ok = isinstance(value, expected) or (expected is float and isinstance(value, int))
-            if not ok or isinstance(value, bool) != (expected is bool):
-                raise ConfigError(
-                    f"{name}.{key}: expected {expected.__name__}, got {type(value).__name__} "
-                    f"{value!r}"
-                )
-        values = {
-            k: (float(v) if isinstance(getattr(default, k), float) else v) for k, v in raw.items()
-        }
+        values = {k: coerce_field(name, k, v, getattr(default, k)) for k, v in raw.items()}
         built[name] = replace(default, **values)
-    return TrainConfig(**built)
+    return built
 
 
-def load_config(path: str | Path) -> TrainConfig:
-    """Read a TOML config. Raises ConfigError naming the file/field on any problem."""
+def _build(data: dict[str, Any]) -> TrainConfig:
+    return TrainConfig(**build_sections(data, _SECTIONS))
+
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """A TOML file as a dict. Raises ConfigError naming the file when it cannot be read
+    or parsed."""
     p = Path(path)
     try:
-        data = tomllib.loads(p.read_text())
+        return tomllib.loads(p.read_text())
     except OSError as err:
         raise ConfigError(f"{p}: cannot read config ({err.strerror})") from err
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"{p}: not valid TOML ({err})") from err
-    return config_from_dict(data)
+
+
+def load_config(path: str | Path) -> TrainConfig:
+    """Read a TOML config. Raises ConfigError naming the file/field on any problem."""
+    return config_from_dict(read_toml(path))
 
 
 def config_from_dict(data: dict[str, Any]) -> TrainConfig:

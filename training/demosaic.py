@@ -36,9 +36,8 @@ import math
 import shutil
 import sys
 import time
-import tomllib
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -67,7 +66,7 @@ from core.demosaic.net import DemosaicNet, DemosaicNetConfig
 from core.errors import ConfigError, Linear48Error, ShapeError
 from core.io.atomic import atomic_write_text
 from core.simulate.scenes import make_scene, scene_names
-from training.config import RUN_NAME
+from training.config import RUN_NAME, build_sections, read_toml
 from training.tracking import DEFAULT_ROOT, Registry, RunRecord, ScalarWriter
 
 log = logging.getLogger(__name__)
@@ -222,52 +221,15 @@ _SECTIONS: dict[str, type] = {
 }
 
 
-def _coerce(section: str, key: str, value: Any, default: Any) -> Any:
-    """``value`` checked against the type of ``default`` (ints pass as floats)."""
-    if isinstance(default, tuple):
-        if not isinstance(value, list | tuple) or len(value) != len(default):
-            raise ConfigError(f"{section}.{key}: expected {len(default)} numbers, got {value!r}")
-        return tuple(_coerce(section, key, v, d) for v, d in zip(value, default, strict=True))
-    expected = type(default)
-    ok = isinstance(value, expected) or (expected is float and isinstance(value, int))
-    if not ok or isinstance(value, bool) != (expected is bool):
-        raise ConfigError(
-            f"{section}.{key}: expected {expected.__name__}, got {type(value).__name__} {value!r}"
-        )
-    return float(value) if expected is float else value
-
-
 def config_from_dict(data: dict[str, Any]) -> DemosaicTrainConfig:
     """Build and validate from a nested dict (as parsed from TOML); ConfigError names the
     offending section/field."""
-    unknown = sorted(set(data) - set(_SECTIONS))
-    if unknown:
-        raise ConfigError(f"unknown section(s) {', '.join(unknown)}; valid: {', '.join(_SECTIONS)}")
-    built: dict[str, Any] = {}
-    for name, cls in _SECTIONS.items():
-        raw = data.get(name, {})
-        if not isinstance(raw, dict):
-            raise ConfigError(f"{name}: must be a table")
-        known = [f.name for f in fields(cls)]
-        bad = sorted(set(raw) - set(known))
-        if bad:
-            raise ConfigError(f"{name}.{bad[0]}: unknown field; valid: {', '.join(known)}")
-        default = cls()
-        values = {k: _coerce(name, k, v, getattr(default, k)) for k, v in raw.items()}
-        built[name] = replace(default, **values)
-    return DemosaicTrainConfig(**built)
+    return DemosaicTrainConfig(**build_sections(data, _SECTIONS))
 
 
 def load_config(path: str | Path) -> DemosaicTrainConfig:
     """Read a TOML config; ConfigError names the file or the field on any problem."""
-    p = Path(path)
-    try:
-        data = tomllib.loads(p.read_text())
-    except OSError as err:
-        raise ConfigError(f"{p}: cannot read config ({err.strerror})") from err
-    except tomllib.TOMLDecodeError as err:
-        raise ConfigError(f"{p}: not valid TOML ({err})") from err
-    return config_from_dict(data)
+    return config_from_dict(read_toml(path))
 
 
 def parse_size(text: str) -> tuple[int, int]:

@@ -24,8 +24,7 @@ import math
 import shutil
 import sys
 import time
-import tomllib
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +68,7 @@ from core.diagnostics.types import (
 from core.errors import ConfigError, Linear48Error
 from core.io.atomic import atomic_write_text
 from core.simulate.scenes import make_scene
-from training.config import RUN_NAME
+from training.config import RUN_NAME, build_sections, read_toml
 from training.tracking import DEFAULT_ROOT, Registry, RunRecord, ScalarWriter
 
 log = logging.getLogger(__name__)
@@ -230,47 +229,12 @@ def _parse_size(text: str) -> tuple[int, int]:
 def config_from_dict(data: dict[str, Any]) -> DiagConfig:
     """Build and validate from a nested dict (as parsed from TOML); ConfigError names the
     field on any problem."""
-    unknown = sorted(set(data) - {*_SECTIONS, "model"})
-    if unknown:
-        raise ConfigError(f"{unknown[0]}: unknown section; valid: {', '.join(_SECTIONS)}, model")
-    built: dict[str, Any] = {}
-    for name, cls in _SECTIONS.items():
-        raw = data.get(name, {})
-        if not isinstance(raw, dict):
-            raise ConfigError(f"{name}: must be a table")
-        known = {f.name for f in fields(cls)}
-        bad = sorted(set(raw) - known)
-        if bad:
-            raise ConfigError(f"{name}.{bad[0]}: unknown field; valid: {', '.join(sorted(known))}")
-        default = cls()
-        values: dict[str, Any] = {}
-        for key, value in raw.items():
-            expected = type(getattr(default, key))
-            ok = isinstance(value, expected) or (expected is float and isinstance(value, int))
-            if not ok or isinstance(value, bool) != (expected is bool):
-                raise ConfigError(
-                    f"{name}.{key}: expected {expected.__name__}, got {type(value).__name__} "
-                    f"{value!r}"
-                )
-            values[key] = float(value) if expected is float else value
-        built[name] = replace(default, **values)
-    model = data.get("model", {})
-    if not isinstance(model, dict):
-        raise ConfigError("model: must be a table")
-    built["model"] = DiagnosticNetConfig.from_dict(model)
-    return DiagConfig(**built)
+    return DiagConfig(**build_sections(data, _SECTIONS, {"model": DiagnosticNetConfig.from_dict}))
 
 
 def load_config(path: str | Path) -> DiagConfig:
     """Read a TOML config. Raises ConfigError naming the file/field on any problem."""
-    p = Path(path)
-    try:
-        data = tomllib.loads(p.read_text())
-    except OSError as err:
-        raise ConfigError(f"{p}: cannot read config ({err.strerror})") from err
-    except tomllib.TOMLDecodeError as err:
-        raise ConfigError(f"{p}: not valid TOML ({err})") from err
-    return config_from_dict(data)
+    return config_from_dict(read_toml(path))
 
 
 # --------------------------------------------------------------------------- data
