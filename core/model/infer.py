@@ -129,21 +129,9 @@ def prepare_inputs(
     ``unclipped`` defaults to ``anchor < 0.97``. The confidence is the unclipped mask
     demosaiced like the anchor (minimum over channels) and upsampled.
     """
-    if camera48.ndim != 3 or camera48.shape[0] != 3:
-        raise ShapeError(f"camera48 must be (3, H48, W48), got {camera48.shape}")
-    h48, w48 = camera48.shape[1:]
-    if anchor.shape != (h48 // 2, w48 // 2) or h48 % 2 or w48 % 2:
-        raise ShapeError(f"anchor {anchor.shape} is not half of camera48 {camera48.shape[1:]}")
-    wb = np.asarray(wb_gains, dtype=np.float32).reshape(3, 1, 1)
-    if not np.all(np.isfinite(wb)) or np.any(wb <= 0):
-        raise ShapeError(f"wb_gains must be 3 positive finite numbers, got {wb.ravel()}")
-    mask = (anchor < CLIP_FRACTION) if unclipped is None else unclipped
-    guide12 = demosaic(anchor, cfa, demosaic_method) * wb
-    conf12 = demosaic(mask.astype(np.float32), cfa, "bilinear").min(axis=0, keepdims=True)
-    guide = upsample_guidance(torch.from_numpy(guide12)[None])
-    conf = upsample_guidance(torch.from_numpy(np.ascontiguousarray(conf12))[None])
-    pro = torch.from_numpy(np.ascontiguousarray(camera48, dtype=np.float32) * wb)[None]
-    return pro, guide, conf
+    inputs = _WindowInputs(camera48, anchor, cfa, wb_gains, unclipped, demosaic_method)
+    h48, w48 = inputs.shape
+    return inputs.window(0, h48, 0, w48)
 
 
 def predict(

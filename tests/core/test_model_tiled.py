@@ -22,6 +22,7 @@ from core.model.infer import (
     prepare_inputs,
     streaming_gain_grid,
 )
+from core.model.net import upsample_guidance
 from core.simulate.pair import SimConfig, simulate_pair, write_pair
 from core.simulate.scenes import scene_names
 
@@ -71,10 +72,16 @@ def _random_inputs(h12: int, w12: int) -> tuple[np.ndarray, np.ndarray, CfaPatte
 )
 def test_window_inputs_equal_cropped_whole_frame_inputs(box) -> None:
     """Streamed windows (odd ends, frame edges, whole frame) equal the whole-frame tensors
-    cropped: the 12MP margin makes the 2x upsampling exact."""
+    (the 12MP guidance upsampled in one piece) cropped: the 12MP margin makes the 2x
+    upsampling exact."""
     camera48, anchor, cfa, wb = _random_inputs(86, 100)
-    whole = prepare_inputs(camera48, anchor, cfa, wb)
-    win = _WindowInputs(camera48, anchor, cfa, wb, None, "bilinear").window(*box)
+    inputs = _WindowInputs(camera48, anchor, cfa, wb, None, "bilinear")
+    whole = (
+        torch.from_numpy(camera48 * wb.reshape(3, 1, 1))[None],
+        upsample_guidance(inputs.guide12),
+        upsample_guidance(inputs.conf12),
+    )
+    win = inputs.window(*box)
     y0, y1, x0, x1 = box
     for a, b in zip(whole, win, strict=True):
         np.testing.assert_allclose(b.numpy(), a[..., y0:y1, x0:x1].numpy(), rtol=0, atol=1e-6)
