@@ -284,12 +284,15 @@ class _WindowInputs:
         self, y0: int, y1: int, x0: int, x1: int
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(pro, guide, conf) for the box, shapes (1, 3|3|1, y1 - y0, x1 - x0)."""
+        pro, conf = self.detail_window(y0, y1, x0, x1)
+        return pro, self._upsampled(self.guide12, y0, y1, x0, x1), conf
+
+    def detail_window(
+        self, y0: int, y1: int, x0: int, x1: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(pro, conf) for the box: all the per-tile render reads (it ignores the guide)."""
         pro = torch.from_numpy(self.camera48[:, y0:y1, x0:x1] * self.wb)[None]
-        return (
-            pro,
-            self._upsampled(self.guide12, y0, y1, x0, x1),
-            self._upsampled(self.conf12, y0, y1, x0, x1),
-        )
+        return pro, self._upsampled(self.conf12, y0, y1, x0, x1)
 
 
 #: Rows per band of the streaming gain-grid passes (a multiple of every pool_px used).
@@ -369,8 +372,8 @@ def predict_tiled(
 
     def tile_fn(tile: Tile) -> np.ndarray:
         with torch.inference_mode():
-            pro, guide, conf = inputs.window(tile.y0, tile.y1, tile.x0, tile.x1)
-            res = net.render(pro, guide, conf, grid, origin=(tile.y0, tile.x0))
+            pro, conf = inputs.detail_window(tile.y0, tile.y1, tile.x0, tile.x1)
+            res = net.render(pro, None, conf, grid, origin=(tile.y0, tile.x0))
             rgb = torch.nan_to_num(res.output / wb, nan=0.0, posinf=0.0)[0]
             return torch.cat([rgb, res.log_gain[0]], 0).numpy()
 

@@ -243,10 +243,10 @@ class Linear48Net(nn.Module):
         """The learnable output scale s > 0 of ``log g = s * tanh(h)``."""
         return torch.exp(torch.clamp(self.log_scale, -4.0, 2.0))
 
-    def _check(self, pro: Tensor, guide: Tensor, conf: Tensor) -> None:
+    def _check(self, pro: Tensor, guide: Tensor | None, conf: Tensor) -> None:
         if pro.ndim != 4 or pro.shape[1] != 3:
             raise ShapeError(f"pro must be (N, 3, H, W), got {tuple(pro.shape)}")
-        if guide.shape != pro.shape:
+        if guide is not None and guide.shape != pro.shape:
             raise ShapeError(f"guide {tuple(guide.shape)} must match pro {tuple(pro.shape)}")
         n, _, h, w = pro.shape
         if conf.shape != (n, 1, h, w):
@@ -397,19 +397,20 @@ class Linear48Net(nn.Module):
     def render(
         self,
         pro: Tensor,
-        guide: Tensor,
+        guide: Tensor | None,
         conf: Tensor,
         grid: GainGrid,
         origin: tuple[int, int] = (0, 0),
     ) -> NetOutput:
-        """Detail head and composition on a window (whole frame or a tile) given the grid."""
+        """Detail head and composition on a window (whole frame or a tile) given the grid.
+        ``guide`` is only shape-checked (the detail path does not read it): None skips it."""
         up = self.upsample_grid(grid, (pro.shape[-2], pro.shape[-1]), origin)
         return self.render_bins(pro, guide, conf, up, grid.log2_global, grid.exposure, grid)
 
     def render_bins(
         self,
         pro: Tensor,
-        guide: Tensor,
+        guide: Tensor | None,
         conf: Tensor,
         gain_bins: Tensor,
         log2_global: Tensor,
@@ -418,7 +419,8 @@ class Linear48Net(nn.Module):
     ) -> NetOutput:
         """Detail head and composition from already-upsampled grid bins.
 
-        Shapes: pro, guide (N, 3, h, w); conf (N, 1, h, w); gain_bins (N, bins, h, w) from
+        Shapes: pro, guide (N, 3, h, w) (guide only checked, may be None); conf
+        (N, 1, h, w); gain_bins (N, bins, h, w) from
         :meth:`upsample_grid`; log2_global, exposure (N, 1, 1, 1) EV. Everything here is
         per pixel or a 9x9 neighbourhood: the tile function exported to Core ML.
         """
