@@ -3,10 +3,12 @@
 It is what an iOS executor must reproduce, written against the torch modules: the
 Core ML models' roles (``gain_model``, ``detail_model``) are played by :class:`Runners`
 of one precision (``fp32`` reference, or the ``fp16``/``int8``/``w8a8`` emulation of the
-packages, ``ios_bridge.quant``); the executor-side operations (input preparation,
+packages, ``core.model.quant``); the executor-side operations (input preparation,
 exposure sums, splat, grid upsampling, white balance, blend) run in float32 with
-``core``'s own functions. With ``fp32`` runners and one tile plan the result equals
-``core.model.infer.predict_tiled(..., refine=False)``.
+``core``'s own functions (the steps of ``core.model.emulate``, whose ``run_emulated``
+runs the same list without a manifest and gives bit-identical outputs). With ``fp32``
+runners and one tile plan the result equals ``core.model.infer.predict_tiled(...,
+refine=False)``.
 
     manifest = build_manifest(net, model_hash, "fp16", (h48, w48), tile_px=768)
     result = ReferenceExecutor(manifest, make_runners(net, "fp16")).run(
@@ -28,70 +30,13 @@ from torch import Tensor
 from core.cfa import CfaPattern
 from core.errors import ConfigError, ShapeError
 from core.inference.tiling import Tile, run_tiled
+from core.model.emulate import frame_exposure, frame_splat, tile_gain_bins, to_camera48
 from core.model.infer import prepare_inputs
-from core.model.net import GainGrid, Linear48Net
+from core.model.quant import Runners, make_runners
 from core.progress import CancelToken, ProgressCallback, no_progress
-from ios_bridge.graph import DetailModel, fp16_emulation, round_fp16
 from ios_bridge.manifest import IosManifest
-from ios_bridge.quant import ActivationScales, variant_net
 
 __all__ = ["ExecutorResult", "ReferenceExecutor", "Runners", "make_runners"]
-
-GainFn = Callable[[Tensor], Tensor]
-DetailFn = Callable[[Tensor, Tensor, Tensor, Tensor, Tensor], tuple[Tensor, Tensor]]
-
-
-@dataclass(frozen=True)
-class Runners:
-    """The two model roles of one precision, plus the float32 network for the rest.
-
-    Attributes:
-        precision: ``fp32``, ``fp16``, ``int8`` or ``w8a8``.
-        base: the float32 network (executor-side operations use its functions).
-        gain: grid_in (1, 2*bins + 7, Hg, Wg) -> log gains (1, bins, Hg, Wg).
-        detail: (pro, conf, gain_bins, log2_global, exposure) -> (output, log_gain), the
-            detail package's inputs (``ios_bridge.graph.DETAIL_INPUTS``).
-    """
-
-    precision: str
-    base: Linear48Net
-    gain: GainFn
-    detail: DetailFn
-
-
-def make_runners(
-    net: Linear48Net, precision: str = "fp32", act_scales: ActivationScales | None = None
-) -> Runners:
-    """Runners of ``precision`` for ``net`` (w8a8 needs calibrated ``act_scales``).
-
-    Emulated precisions take and return FP16-rounded tensors (the packages' I/O is float16)
-    and run every op under :func:`ios_bridge.graph.fp16_emulation`.
-    """
-    net.eval()
-    model = variant_net(net, precision, act_scales)
-    emulate = precision != "fp32"
-
-    def gain(x: Tensor) -> Tensor:
-        with torch.inference_mode():
-            if not emulate:
-                return model.grid_head(x)
-            with fp16_emulation():
-                return round_fp16(model.grid_head(round_fp16(x)))
-
-    detail_model = DetailModel(model)
-
-    def detail(
-        pro: Tensor, conf: Tensor, bins: Tensor, lg: Tensor, ex: Tensor
-    ) -> tuple[Tensor, Tensor]:
-        with torch.inference_mode():
-            if not emulate:
-                return detail_model(pro, conf, bins, lg, ex)
-            r16 = [round_fp16(a) for a in (pro, conf, bins, lg, ex)]
-            with fp16_emulation():
-                output, log_gain = detail_model(r16[0], r16[1], r16[2], r16[3], r16[4])
-            return round_fp16(output), round_fp16(log_gain)
-
-    return Runners(precision, net, gain, detail)
 
 
 @dataclass
@@ -245,38 +190,26 @@ class ReferenceExecutor:
         )
         state.update(pro=pro, guide=guide, conf=conf)
 
-    def _bands(self) -> list[slice]:
-        rows, h = self.manifest.band_rows, self.manifest.frame_h
-        return [slice(y, min(y + rows, h)) for y in range(0, h, rows)]
-
     def _exposure_sums(self, state: dict[str, Any]) -> None:
-        net = self.runners.base
-        sums = torch.zeros(1, 4, dtype=torch.float64)
-        with torch.inference_mode():
-            for band in self._bands():
-                win = (slice(None), slice(None), band)
-                sums += net.exposure_sums(
-                    state["guide"][win], state["pro"][win], state["conf"][win]
-                ).double()
-            exposure, log2_global = Linear48Net.exposure_from_sums(sums.float())
+        exposure, log2_global = frame_exposure(
+            self.runners.base,
+            state["pro"],
+            state["guide"],
+            state["conf"],
+            self.manifest.band_rows,
+        )
         state.update(exposure=exposure, log2_global=log2_global)
 
     def _splat(self, state: dict[str, Any]) -> None:
-        net = self.runners.base
-        parts = []
-        with torch.inference_mode():
-            for band in self._bands():
-                win = (slice(None), slice(None), band)
-                parts.append(
-                    net.splat(
-                        state["pro"][win],
-                        state["guide"][win],
-                        state["conf"][win],
-                        state["exposure"],
-                        state["log2_global"],
-                    )
-                )
-        grid_in = torch.cat(parts, dim=2)
+        grid_in = frame_splat(
+            self.runners.base,
+            state["pro"],
+            state["guide"],
+            state["conf"],
+            state["exposure"],
+            state["log2_global"],
+            self.manifest.band_rows,
+        )
         m = self.manifest
         want = (1, 2 * m.bins + 7, m.grid_h, m.grid_w)
         if tuple(grid_in.shape) != want:
@@ -330,12 +263,13 @@ class ReferenceExecutor:
         return window
 
     def _upsample_grid(self, state: dict[str, Any]) -> None:
-        tile: Tile = state["_tile"]
-        grid = GainGrid(state["log_gain_bins"], state["log2_global"], state["exposure"])
-        with torch.inference_mode():
-            state["gain_bins"] = self.runners.base.upsample_grid(
-                grid, tile.shape, (tile.y0, tile.x0)
-            )
+        state["gain_bins"] = tile_gain_bins(
+            self.runners.base,
+            state["log_gain_bins"],
+            state["log2_global"],
+            state["exposure"],
+            state["_tile"],
+        )
 
     def _detail_model(self, state: dict[str, Any]) -> None:
         tile: Tile = state["_tile"]
@@ -353,6 +287,4 @@ class ReferenceExecutor:
         state.update(output=output.float(), log_gain=log_gain.float())
 
     def _to_camera48(self, state: dict[str, Any]) -> None:
-        with torch.inference_mode():
-            rgb = torch.nan_to_num(state["output"] / state["wb_gains"], nan=0.0, posinf=0.0)
-        state["tile_camera48"] = rgb[0].numpy()
+        state["tile_camera48"] = to_camera48(state["output"], state["wb_gains"])

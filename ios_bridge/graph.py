@@ -17,8 +17,9 @@
 coremltools converts), replacing ``nan_to_num`` by ``where``/``eq`` (coremltools lowers it
 to a data-dependent ``non_zero``/``scatter_nd`` chain that no accelerator runs well).
 :func:`graph_stats` counts conv multiply-adds and the peak of live activations from the
-traced graph. :func:`fp16_emulation` rounds every tensor a torch function returns to
-float16 (values kept in float32), the emulation of an FP16 Core ML program on any machine.
+traced graph. :func:`fp16_emulation` (``core.model.quant``, re-exported here) rounds every
+tensor a torch function returns to float16 (values kept in float32), the emulation of an
+FP16 Core ML program on any machine.
 """
 
 from __future__ import annotations
@@ -31,14 +32,15 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
-from torch.overrides import TorchFunctionMode
 
 from core.model.net import Linear48Net
+from core.model.quant import FP16_MIN_NORMAL, fp16_emulation, round_fp16
 from ios_bridge.errors import ExportToolError
 
 __all__ = [
     "DETAIL_INPUTS",
     "DETAIL_OUTPUTS",
+    "FP16_MIN_NORMAL",
     "GAIN_INPUTS",
     "GAIN_OUTPUTS",
     "DetailModel",
@@ -276,62 +278,6 @@ def graph_stats(program: torch.export.ExportedProgram) -> GraphStats:
         parameters=params,
         op_counts=dict(sorted(counts.items())),
     )
-
-
-def round_fp16(x: Tensor, *, flush_subnormals: bool = False) -> Tensor:
-    """float32 -> nearest float16 value, kept as float32 (other dtypes unchanged).
-
-    ``flush_subnormals``: values below the smallest normal float16 (2**-14) become 0, as
-    on hardware without float16 subnormals.
-    """
-    if x.dtype != torch.float32:
-        return x
-    y = x.to(torch.float16).to(torch.float32)
-    if flush_subnormals:
-        y = torch.where(y.abs() < FP16_MIN_NORMAL, torch.zeros_like(y), y)
-    return y
-
-
-#: Smallest normal float16.
-FP16_MIN_NORMAL = 2.0**-14
-
-
-def _round_tree(value: Any, flush: bool) -> Any:
-    if isinstance(value, torch.Tensor):
-        return round_fp16(value, flush_subnormals=flush)
-    if isinstance(value, tuple) and not hasattr(value, "_fields"):
-        return tuple(_round_tree(v, flush) for v in value)
-    if isinstance(value, list):
-        return [_round_tree(v, flush) for v in value]
-    return value
-
-
-class _Fp16RoundingMode(TorchFunctionMode):
-    """Rounds every float32 tensor that a torch function returns to the FP16 grid."""
-
-    def __init__(self, flush_subnormals: bool = False) -> None:
-        super().__init__()
-        self.flush = flush_subnormals
-
-    def __torch_function__(
-        self,
-        func: Callable[..., Any],
-        types: Any,
-        args: tuple[Any, ...] = (),
-        kwargs: dict[str, Any] | None = None,
-    ) -> Any:
-        return _round_tree(func(*args, **(kwargs or {})), self.flush)
-
-
-@contextlib.contextmanager
-def fp16_emulation(*, flush_subnormals: bool = False) -> Iterator[None]:
-    """Inside this block every torch op's float32 result is rounded to float16 (values stay
-    float32): an FP16 Core ML program emulated op by op. Accumulation inside an op
-    (a convolution's sum) stays float32, as on the GPU and Neural Engine.
-    ``flush_subnormals`` also flushes results below 2**-14 to zero (hardware without
-    float16 subnormals)."""
-    with _Fp16RoundingMode(flush_subnormals):
-        yield
 
 
 _STATS_CACHE: dict[tuple[int, str, tuple[int, ...]], GraphStats] = {}

@@ -29,6 +29,7 @@ from typing import Any
 from core.errors import ConfigError
 from core.inference.tiling import TilePlan, plan_tiles
 from core.io.atomic import atomic_write_text
+from core.model.emulate import DEFAULT_BAND_ROWS, emulation_plan
 from core.model.infer import CLIP_FRACTION
 from core.model.net import Linear48Net
 from ios_bridge.errors import CoreMLPackageError
@@ -44,8 +45,6 @@ __all__ = [
 ]
 
 MANIFEST_SCHEMA = "linear48.ios-manifest/1"
-#: Rows per band of the two streaming passes (a multiple of every pool_px we use).
-DEFAULT_BAND_ROWS = 512
 #: Refuse manifests larger than this before parsing (a real one is a few KiB).
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 
@@ -363,9 +362,7 @@ def build_manifest(
     cfg = net.config
     if band_rows <= 0 or band_rows % cfg.pool_px:
         raise ConfigError(f"band_rows: {band_rows} must be a positive multiple of {cfg.pool_px}")
-    plan = plan_tiles(
-        h, w, tile_px=min(tile_px, max(h, w)), overlap_px=overlap_px, enforce_design_bounds=False
-    )
+    plan = emulation_plan((h, w), tile_px, overlap_px)
     gh, gw = grid_shape((h, w), cfg.pool_px)
     return IosManifest(
         precision=precision,

@@ -1,10 +1,12 @@
 """FP32 vs FP16 vs INT8 (emulated) parity, per scene and per tile.
 
 Each scene (simulated, through real DNG files) runs through the reference executor once
-per precision (``ios_bridge.quant``: fp32 reference, fp16 / int8 / w8a8 emulations); the
+per precision (``core.model.quant``: fp32 reference, fp16 / int8 / w8a8 emulations); the
 outputs (Camera48, before the desktop-only refinement) are compared frame-wide and tile by
 tile on each tile's own pre-blend output — what the device's detail model produces — so
-the worst tile is named with its origin, not averaged away.
+the worst tile is named with its origin, not averaged away. The comparison maths
+(:class:`TileDiff`, :class:`Comparison`, figures) is ``core.model.parity``'s, shared with
+the GUI's INT8 sign-off; this module adds the multi-scene report and its CLI forms.
 
     report = parity_report("resources/models/default.pt", ["backlit"], ["fp16", "int8"])
     print(report.text())
@@ -18,17 +20,21 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import numpy as np
-
 from core.errors import ConfigError
-from core.metrics import psnr
+from core.model.emulate import calibrate_w8a8, load_scene
 from core.model.infer import DEFAULT_CHECKPOINT
+from core.model.parity import (
+    Comparison,
+    TileDiff,
+    compare_runs,
+    comparison_figures,
+    json_float,
+)
+from core.model.quant import ModelSource, QuantSpec, make_runners, resolve_model
 from core.progress import CancelToken, Progress, ProgressCallback, no_progress
 from core.signoff import required_scenes
-from ios_bridge.executor import ExecutorResult, ReferenceExecutor, make_runners
+from ios_bridge.executor import ExecutorResult, ReferenceExecutor
 from ios_bridge.manifest import build_manifest
-from ios_bridge.quant import ModelSource, QuantSpec, resolve_model
-from ios_bridge.scenes import load_scene
 
 __all__ = [
     "Comparison",
@@ -44,81 +50,6 @@ _PAIRS = {
     "int8": (("int8", "fp32"), ("int8", "fp16")),
     "w8a8": (("w8a8", "fp32"), ("w8a8", "fp16")),
 }
-
-
-@dataclass(frozen=True)
-class TileDiff:
-    """Differences on one tile (linear units; PSNR with peak 1.0 = the RAW12 clip).
-
-    Attributes:
-        index: tile index in the plan (row-major).
-        y0, x0: origin in 48MP pixels.
-        h, w: size in pixels.
-        max_abs, rms: of candidate - reference over the tile's 3 channels.
-        psnr_db: ``inf`` when identical.
-    """
-
-    index: int
-    y0: int
-    x0: int
-    h: int
-    w: int
-    max_abs: float
-    rms: float
-    psnr_db: float
-
-
-@dataclass(frozen=True)
-class Comparison:
-    """One scene, one candidate precision against one reference precision.
-
-    Attributes:
-        scene, candidate, reference: what was compared.
-        max_abs, rms, psnr_db: over the blended frame (Camera48).
-        grid_max_abs: largest difference of the gain model's log gains (natural log).
-        tiles: every tile's :class:`TileDiff`, in plan order.
-    """
-
-    scene: str
-    candidate: str
-    reference: str
-    max_abs: float
-    rms: float
-    psnr_db: float
-    grid_max_abs: float
-    tiles: tuple[TileDiff, ...]
-
-    @property
-    def worst(self) -> TileDiff:
-        """The tile with the largest max |difference| (ties: lowest PSNR)."""
-        return max(self.tiles, key=lambda t: (t.max_abs, -t.psnr_db))
-
-    @property
-    def label(self) -> str:
-        """``int8 vs fp16``."""
-        return f"{self.candidate} vs {self.reference}"
-
-
-def _stats(a: np.ndarray, b: np.ndarray) -> tuple[float, float, float]:
-    d = a.astype(np.float64) - b
-    return float(np.abs(d).max()), float(math.sqrt(float(np.mean(d * d)))), psnr(a, b)
-
-
-def _compare(scene: str, cand: str, ref: str, results: dict[str, ExecutorResult]) -> Comparison:
-    a, b = results[cand], results[ref]
-    max_abs, rms, p = _stats(a.camera48, b.camera48)
-    tiles = []
-    for index in sorted(a.tiles):
-        ta, tb = a.tiles[index], b.tiles[index]
-        t_max, t_rms, t_psnr = _stats(ta, tb)
-        y0, x0 = a.origins[index]
-        tiles.append(TileDiff(index, y0, x0, ta.shape[1], ta.shape[2], t_max, t_rms, t_psnr))
-    grid = float(np.abs(a.grid - b.grid).max())
-    return Comparison(scene, cand, ref, max_abs, rms, p, grid, tuple(tiles))
-
-
-def _json_float(v: float) -> float | str:
-    return v if math.isfinite(v) else str(v)
 
 
 @dataclass(frozen=True)
@@ -151,18 +82,8 @@ class ParityReport:
         """scene -> finite figures of ``precision`` (vs fp16 and vs fp32) for a record."""
         out: dict[str, dict[str, float]] = {}
         for c in self.comparisons:
-            if c.candidate != precision:
-                continue
-            m = out.setdefault(c.scene, {})
-            suffix = f"_vs_{c.reference}"
-            values = {
-                "max_abs": c.max_abs,
-                "rms": c.rms,
-                "psnr_db": c.psnr_db,
-                "worst_tile_max_abs": c.worst.max_abs,
-                "worst_tile_psnr_db": c.worst.psnr_db,
-            }
-            m.update({k + suffix: v for k, v in values.items() if math.isfinite(v)})
+            if c.candidate == precision:
+                out.setdefault(c.scene, {}).update(comparison_figures(c))
         return out
 
     def to_dict(self) -> dict[str, Any]:
@@ -181,15 +102,15 @@ class ParityReport:
                     "reference": c.reference,
                     "max_abs": c.max_abs,
                     "rms": c.rms,
-                    "psnr_db": _json_float(c.psnr_db),
+                    "psnr_db": json_float(c.psnr_db),
                     "grid_max_abs": c.grid_max_abs,
                     "worst_tile": {
-                        k: _json_float(v) if isinstance(v, float) else v
+                        k: json_float(v) if isinstance(v, float) else v
                         for k, v in asdict(c.worst).items()
                     },
                     "tiles": [
                         {
-                            k: _json_float(v) if isinstance(v, float) else v
+                            k: json_float(v) if isinstance(v, float) else v
                             for k, v in asdict(t).items()
                         }
                         for t in c.tiles
@@ -271,8 +192,6 @@ def parity_report(
             specs[p] = QuantSpec.default(p) if given is None else QuantSpec.from_config(given)
     scales = None
     if "w8a8" in specs:
-        from ios_bridge.calibration import calibrate_w8a8
-
         scales = calibrate_w8a8(
             net, specs["w8a8"], model_hash=model_hash, progress=progress, cancel=token
         )
@@ -300,7 +219,7 @@ def parity_report(
             )
         for p in precisions:
             for cand, ref in _PAIRS[p]:
-                comparisons.append(_compare(name, cand, ref, results))
+                comparisons.append(compare_runs(name, cand, ref, results[cand], results[ref]))
     progress(Progress("parity", total, total, "done"))
     return ParityReport(
         comparisons=tuple(comparisons),
