@@ -362,6 +362,15 @@ def choose_method(
     # (cheaply) if it is chosen; the gain field only lends its halo figure to the model.
     global_metrics = pair_anchor_metrics(baseline("global").camera48, pair)
     token.raise_if_cancelled()
+    halo_reference: list[float] = []  # the gain field's halo figure, made once on demand
+
+    def gain_field_halo() -> float:
+        # Measured before the model runs so that two 48MP outputs are never alive at once.
+        if not halo_reference:
+            ref_image = baseline("gain-field").camera48
+            halo_reference.append(anchor_halo_indicator(ref_image, pair.anchor, cfa, mask=mask))
+        return halo_reference[0]
+
     all_checks: dict[str, list[SafetyCheck]] = {}
     reasons: list[str] = []
 
@@ -385,6 +394,7 @@ def choose_method(
             log.warning("%s", reasons[-1])
             continue
         if name == "model":
+            gain_field_halo()
             try:
                 result, model_hash = _run_model(pair, options)
             except (CheckpointError, ShapeError) as err:
@@ -398,9 +408,7 @@ def choose_method(
         checks = safety_checks(result, metrics, global_metrics.psnr_db, th)
         if name == "model":
             halo = anchor_halo_indicator(result.camera48, pair.anchor, cfa, mask=mask)
-            ref = anchor_halo_indicator(
-                baseline("gain-field").camera48, pair.anchor, cfa, mask=mask
-            )  # the gain-field image is freed here; re-made if the model fails
+            ref = gain_field_halo()
             limit = th.max_halo_ratio * (ref if np.isfinite(ref) else 0.0) + th.halo_slack_ev
             ok = not np.isfinite(halo) or halo <= limit
             checks.append(
@@ -503,10 +511,12 @@ def convert(
     pair: CapturePair = timed(
         "read_s", lambda: load_pair(raw12_path, proraw48_path, progress=progress, cancel=token)
     )
+    # The conversion only reads camera48 from here on: dropping the decoded ProRAW48
+    # before registration keeps it out of the warp's peak (source + warped frame).
+    pair = release_proraw_pixels(pair)
     pair, registration = timed(
         "register_s", lambda: register_pair(pair, opts, progress=progress, cancel=token)
     )
-    pair = release_proraw_pixels(pair)  # the conversion only reads camera48 from here on
     misaligned = registration.status == "failed-overridden"
     result, metrics, decision = timed(
         "method_s",

@@ -16,7 +16,7 @@ the same result tiled as on the whole image.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -193,12 +193,23 @@ def _axis_weights(origins: tuple[int, ...], size: int, n_px: int, margin: int) -
     return [wgt / total[start : start + length] for start, wgt in zip(origins, raw, strict=True)]
 
 
-def blend_weights(plan: TilePlan) -> list[np.ndarray]:
-    """Per-tile (th, tw) float32 weights, in ``plan.tiles`` order, summing to 1 everywhere."""
+def iter_blend_weights(plan: TilePlan) -> Iterator[np.ndarray]:
+    """Per-tile (th, tw) float32 weights, in ``plan.tiles`` order, summing to 1 everywhere.
+
+    Made one tile at a time from the two 1-D axis profiles (a 48MP plan's weights would
+    be ~260 MB if all were held at once).
+    """
     th, tw = min(plan.tile_px, plan.h), min(plan.tile_px, plan.w)
     wy = _axis_weights(plan.ys, th, plan.h, plan.margin_px)
     wx = _axis_weights(plan.xs, tw, plan.w, plan.margin_px)
-    return [np.outer(a, b).astype(np.float32) for a in wy for b in wx]
+    for a in wy:
+        for b in wx:
+            yield np.outer(a, b).astype(np.float32)
+
+
+def blend_weights(plan: TilePlan) -> list[np.ndarray]:
+    """All of :func:`iter_blend_weights` as a list (small plans and tests)."""
+    return list(iter_blend_weights(plan))
 
 
 TileFunction = Callable[[Tile], np.ndarray]
@@ -209,7 +220,7 @@ def run_tiled(
     plan: TilePlan,
     channels: int,
     *,
-    out: np.ndarray | None = None,
+    out: np.ndarray | Sequence[np.ndarray] | None = None,
     progress: ProgressCallback = no_progress,
     cancel: CancelToken | None = None,
 ) -> np.ndarray:
@@ -217,23 +228,42 @@ def run_tiled(
 
     ``fn(tile)`` returns a (channels, th, tw) float32 array for that box (it reads its own
     input, so callers can stream tiles from disk). Progress and cancel are per tile.
+    ``out``: one (channels, H, W) float32 frame to fill, or several frames ((c_i, H, W)
+    or (H, W), channel counts summing to ``channels``) that receive consecutive channel
+    blocks, so a caller can free one block (e.g. a gain plane) without the others.
+    Returns the (first) frame filled.
 
     Raises:
-        ShapeError: ``fn`` returned the wrong shape.
+        ShapeError: ``fn`` returned the wrong shape, or ``out`` does not match.
         CancelledError: cancelled between tiles.
     """
     token = cancel or CancelToken()
-    result = np.zeros((channels, plan.h, plan.w), np.float32) if out is None else out
-    if out is not None:
-        result[...] = 0.0
+    if out is None:
+        frames: list[np.ndarray] = [np.zeros((channels, plan.h, plan.w), np.float32)]
+    else:
+        frames = [out] if isinstance(out, np.ndarray) else list(out)
+        for frame in frames:
+            frame[...] = 0.0
+    blocks = [(f[None] if f.ndim == 2 else f) for f in frames]
+    if sum(b.shape[0] for b in blocks) != channels or any(
+        b.shape[1:] != (plan.h, plan.w) for b in blocks
+    ):
+        raise ShapeError(
+            f"out frames {[f.shape for f in frames]} do not hold {channels} channels of "
+            f"{plan.w}x{plan.h}"
+        )
     tiles = plan.tiles
-    for tile, weight in zip(tiles, blend_weights(plan), strict=True):
+    for tile, weight in zip(tiles, iter_blend_weights(plan), strict=True):
         token.raise_if_cancelled()
         values = np.asarray(fn(tile), dtype=np.float32)
         if values.shape != (channels, *tile.shape):
             raise ShapeError(
                 f"tile {tile.index} returned {values.shape}, expected {(channels, *tile.shape)}"
             )
-        result[:, tile.y0 : tile.y1, tile.x0 : tile.x1] += values * weight
+        c0 = 0
+        for block in blocks:
+            n = block.shape[0]
+            block[:, tile.y0 : tile.y1, tile.x0 : tile.x1] += values[c0 : c0 + n] * weight
+            c0 += n
         progress(Progress("tiles", tile.index + 1, len(tiles), f"tile {tile.index + 1}"))
-    return result
+    return frames[0]

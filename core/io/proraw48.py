@@ -13,6 +13,7 @@ import logging
 from pathlib import Path
 
 import numpy as np
+import tifffile
 
 from core.errors import (
     CorruptDataError,
@@ -155,19 +156,13 @@ def read_proraw48(path: str | Path, *, decode: bool = True) -> ProRawCapture:
         if decode:
             check_data_extents(handle)
             try:
-                codes = handle.raw.asarray(maxworkers=None)
+                image = _decode_streamed(handle.raw, (cx, cy, cw, ch), table, black, white)
             except (ValueError, RuntimeError, OSError, IndexError) as err:
                 raise CorruptDataError(f"image tiles cannot be decoded ({err})", file) from err
             except Exception as err:  # imagecodecs raises its own codec-specific errors
                 if type(err).__module__.startswith("imagecodecs"):
                     raise CorruptDataError(f"image tiles cannot be decoded ({err})", file) from err
                 raise
-            if codes.shape != (h, w, 3):
-                raise CorruptDataError(
-                    f"decoded shape {codes.shape} does not match {w}x{h}x3", file
-                )
-            image = _linearize(codes[cy : cy + ch, cx : cx + cw], table, black, white)
-            del codes
     log.info(
         "%s: LinearRaw %dx%d, %s, %d-bit, LUT %s, PGTM %s",
         file.name,
@@ -193,6 +188,48 @@ def read_proraw48(path: str | Path, *, decode: bool = True) -> ProRawCapture:
         compression=compression,
         crop=(cx, cy, cw, ch),
     )
+
+
+def _decode_streamed(
+    page: tifffile.TiffPage,
+    crop: tuple[int, int, int, int],
+    table: np.ndarray | None,
+    black: np.ndarray,
+    white: np.ndarray,
+) -> np.ndarray:
+    """Decode the raw IFD tile by tile (or strip by strip) straight into float32.
+
+    Each decoded segment is linearized into its place in the cropped frame as soon as it
+    is decoded, so the stored codes never exist as a whole frame (290 MB of uint16 at
+    8064x6048): peak memory is the float32 result plus a few segments. Missing (empty)
+    segments read as code 0, as ``TiffPage.asarray`` fills them.
+
+    Args:
+        crop: DefaultCrop (x, y, width, height) in pixels of the stored image.
+    Returns: float32 (3, height, width), 1.0 = white level.
+    """
+    cx, cy, cw, ch = crop
+    out = np.empty((3, ch, cw), np.float32)
+    zero = _linearize(np.zeros((1, 1, 3), np.uint16), table, black, white)[:, 0, 0]
+    out[:] = zero[:, None, None]
+    h, w = int(page.imagelength), int(page.imagewidth)
+    for segment, index, _shape in page.segments(maxworkers=None):
+        if segment is None:
+            continue
+        y0, x0 = int(index[2]), int(index[3])
+        seg = np.asarray(segment)
+        if seg.ndim == 4:  # (depth, length, width, samples)
+            seg = seg[0]
+        if seg.ndim != 3 or seg.shape[-1] != 3:
+            raise ValueError(f"decoded segment has shape {seg.shape}, expected (h, w, 3)")
+        # Tiles are decoded full-size: clip to the image, then to the crop.
+        ya, yb = max(y0, cy), min(y0 + seg.shape[0], h, cy + ch)
+        xa, xb = max(x0, cx), min(x0 + seg.shape[1], w, cx + cw)
+        if ya >= yb or xa >= xb:
+            continue
+        part = seg[ya - y0 : yb - y0, xa - x0 : xb - x0]
+        out[:, ya - cy : yb - cy, xa - cx : xb - cx] = _linearize(part, table, black, white)
+    return out
 
 
 def _linearize(

@@ -180,39 +180,52 @@ def predict(
             "residual_max_abs": float(res.residual.abs().max()),
         }
     image = out.numpy().astype(np.float32, copy=False)
+    gain_low, gain_stats = _gain_summary(log2_total, log2_global, net.config.pool_px)
+    del log2_total
     return _finish(
         image,
-        log2_total,
+        gain_low,
         log2_global,
         net.config.pool_px,
-        stats,
+        {**stats, **gain_stats},
         (anchor, cfa, unclipped) if refine else None,
         t0,
     )
 
 
+def _gain_summary(
+    log2_total: torch.Tensor, log2_global: float, pool_px: int
+) -> tuple[np.ndarray, dict[str, float]]:
+    """The gain field pooled to ``pool_px`` cells (linear gain) and its log2 extremes.
+
+    ``log2_total`` (H48, W48) is the network's total log2 gain (global + local); no
+    frame-sized temporary is made (the range comes from the extremes).
+    """
+    gain_low = torch.exp2(
+        torch.nn.functional.avg_pool2d(log2_total[None, None], pool_px, ceil_mode=True)
+    )[0, 0]
+    lo, hi = float(log2_total.min()), float(log2_total.max())
+    stats = {
+        "log2_gain_min": lo,
+        "log2_gain_max": hi,
+        "log2_gain_range": max(abs(hi - log2_global), abs(lo - log2_global)),
+    }
+    return gain_low.numpy().astype(np.float32), stats
+
+
 def _finish(
     image: np.ndarray,
-    log2_total: torch.Tensor,
+    gain_low: np.ndarray,
     log2_global: float,
     pool_px: int,
     stats: dict[str, float],
     refine_with: tuple[np.ndarray, CfaPattern, np.ndarray | None] | None,
     t0: float,
 ) -> ModelOutput:
-    """Shared tail of :func:`predict` and :func:`predict_tiled`: gain summary, refinement.
+    """Shared tail of :func:`predict` and :func:`predict_tiled`: the refinement.
 
-    ``log2_total`` (H48, W48) is the network's total log2 gain (global + local).
+    ``gain_low``: from :func:`_gain_summary`.
     """
-    gain_low = torch.exp2(
-        torch.nn.functional.avg_pool2d(log2_total[None, None], pool_px, ceil_mode=True)
-    )[0, 0]
-    stats = {
-        **stats,
-        "log2_gain_min": float(log2_total.min()),
-        "log2_gain_max": float(log2_total.max()),
-        "log2_gain_range": float((log2_total - log2_global).abs().max()),
-    }
     if refine_with is not None:
         anchor, cfa, unclipped = refine_with
         # ``image`` is this call's own array (a network output): refine it in place.
@@ -220,7 +233,7 @@ def _finish(
         stats.update(refine_stats)
     return ModelOutput(
         image,
-        gain_low.numpy().astype(np.float32),
+        gain_low,
         float(2.0**log2_global),
         pool_px,
         stats,
@@ -377,15 +390,23 @@ def predict_tiled(
             rgb = torch.nan_to_num(res.output / wb, nan=0.0, posinf=0.0)[0]
             return torch.cat([rgb, res.log_gain[0]], 0).numpy()
 
-    blended = run_tiled(tile_fn, plan, 4, progress=progress, cancel=cancel)
-    image = blended[:3]  # C-contiguous view; the refinement writes into it
-    log2_total = torch.from_numpy(blended[3]) / float(np.log(2.0)) + log2_global
+    # The image and the log-gain plane are separate frames so the latter (195 MB at 48MP)
+    # is freed once summarised, before the refinement.
+    image = np.empty((3, h48, w48), np.float32)
+    log_gain = np.empty((h48, w48), np.float32)
+    run_tiled(tile_fn, plan, 4, out=(image, log_gain), progress=progress, cancel=cancel)
+    log_gain *= np.float32(1.0 / np.log(2.0))
+    log_gain += np.float32(log2_global)  # in place: log2 total gain
+    gain_low, gain_stats = _gain_summary(
+        torch.from_numpy(log_gain), log2_global, net.config.pool_px
+    )
+    del log_gain
     return _finish(
         image,
-        log2_total,
+        gain_low,
         log2_global,
         net.config.pool_px,
-        {"tiles": float(len(plan))},
+        {"tiles": float(len(plan)), **gain_stats},
         (anchor, cfa, unclipped) if refine else None,
         t0,
     )

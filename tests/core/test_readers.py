@@ -121,6 +121,39 @@ def test_simulated_proraw_linearizes_through_table(sim_pair_dir: Path) -> None:
     np.testing.assert_allclose(cap.image, np.moveaxis(expected, -1, 0), atol=1e-6)
 
 
+@pytest.mark.parametrize(
+    "layout",
+    [{}, {"tile": (16, 32), "compression": "zlib"}, {"rowsperstrip": 7, "compression": "zlib"}],
+    ids=["one-strip", "deflate-tiles", "deflate-strips"],
+)
+def test_streamed_decode_places_every_segment_inside_the_crop(
+    tmp_path: Path, layout: dict[str, object]
+) -> None:
+    # A LinearRaw DNG whose tiles overhang the image (45x70 in 16x32 tiles) and whose
+    # DefaultCrop (origin 3,5, size 60x31) cuts through segments: the tile-by-tile decode
+    # must put each segment's pixels where the whole-frame decode would.
+    rng = np.random.default_rng(0)
+    codes = rng.integers(0, 4096, (45, 70, 3), dtype=np.uint16)
+    path = tmp_path / "linear.dng"
+    tifffile.imwrite(
+        path,
+        codes,
+        photometric=34892,
+        planarconfig="contig",
+        extratags=[
+            (50706, "B", 4, (1, 4, 0, 0), True),
+            (50714, "H", 1, 64, True),
+            (50717, "H", 1, 4000, True),
+            (50719, "H", 2, (3, 5), True),
+            (50720, "H", 2, (60, 31), True),
+        ],
+        **layout,  # type: ignore[arg-type]
+    )
+    cap = read_proraw48(path)
+    expected = (codes[5:36, 3:63].astype(np.float32) - 64) / np.float32(4000 - 64)
+    np.testing.assert_allclose(cap.image, np.moveaxis(expected, -1, 0), atol=1e-6)
+
+
 def test_simulated_pair_anchor_matches_truth(sim_pair_dir: Path) -> None:
     from core.forward import forward_np
 
@@ -225,3 +258,14 @@ def test_every_error_is_one_readable_line(sim_pair_dir: Path, tmp_path: Path) ->
     message = str(err.value)
     assert "\n" not in message and message.startswith("cut.dng: ")
     assert list(tmp_path.iterdir()) == [path]  # the reader wrote nothing
+
+
+def test_banded_colour_matrix_equals_the_whole_frame_product() -> None:
+    # Band edges (256 rows) fall inside the 601-row frame: every band must land in place.
+    from core.io.pair import apply_matrix_banded
+
+    rng = np.random.default_rng(0)
+    img = rng.uniform(0, 2, (3, 601, 333)).astype(np.float32)
+    m = rng.normal(size=(3, 3))
+    expected = np.einsum("ij,jhw->ihw", m.astype(np.float32), img)
+    np.testing.assert_allclose(apply_matrix_banded(m, img), expected, rtol=1e-6, atol=1e-6)

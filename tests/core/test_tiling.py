@@ -66,6 +66,26 @@ def test_identity_model_returns_input_exactly() -> None:
     np.testing.assert_allclose(out, img, rtol=0, atol=4e-6 * 4)
 
 
+def test_split_outputs_receive_consecutive_channel_blocks() -> None:
+    # A 4-channel tile function blended into a (3, H, W) frame and an (H, W) plane gives
+    # the same numbers as one (4, H, W) frame; a wrong split is refused.
+    rng = np.random.default_rng(2)
+    img = rng.uniform(0, 4, (4, 300, 500)).astype(np.float32)
+    plan = plan_tiles(300, 500, tile_px=128, overlap_px=32, enforce_design_bounds=False)
+
+    def fn(tile):
+        return img[:, tile.y0 : tile.y1, tile.x0 : tile.x1] * 2.0
+
+    whole = run_tiled(fn, plan, 4)
+    rgb, plane = np.full((3, 300, 500), 7, np.float32), np.empty((300, 500), np.float32)
+    first = run_tiled(fn, plan, 4, out=(rgb, plane))
+    assert first is rgb
+    np.testing.assert_array_equal(rgb, whole[:3])
+    np.testing.assert_array_equal(plane, whole[3])
+    with pytest.raises(ShapeError, match="do not hold"):
+        run_tiled(fn, plan, 4, out=(rgb,))
+
+
 def test_local_model_within_margin_matches_whole_image() -> None:
     # A 9x9 box filter (receptive-field radius 4) with a 12 px margin: tiled == whole.
     rng = np.random.default_rng(1)
