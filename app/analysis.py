@@ -12,7 +12,10 @@ Everything here calls ``core``; nothing is recomputed differently for the GUI:
 - halo map / indicator: ``core.metrics.halo_map`` / ``halo_indicator`` (output vs reference);
 - histograms: ``core.metrics.cfa_error_histograms`` with the pair's clip mask;
 - registration: ``core.geometry.registration.register`` + ``overlays.registration_overlays``
-  when that package exists, otherwise an explicit "not available".
+  when that package exists, otherwise an explicit "not available";
+- diagnostics (:func:`diagnose`): ``core.diagnostics.optimize_corrections`` /
+  ``generate_preview`` on the output as a DNG reader renders it (:func:`diagnostic_scene`)
+  and ``wb_stability_map`` of the output against the RAW12 anchor.
 """
 
 from __future__ import annotations
@@ -27,9 +30,21 @@ import numpy as np
 from core.baselines import BaselineResult, upsample_gain
 from core.cfa import PLANE_NAMES, CfaPattern
 from core.color import stored_to_srgb_matrix
+from core.diagnostics import (
+    CorrectionAdvice,
+    SceneInfo,
+    WbStabilityReport,
+    format_diagnostics,
+    generate_preview,
+    optimize_corrections,
+    wb_stability_map,
+)
+from core.diagnostics.features import area_downsample
+from core.diagnostics.stability import DEFAULT_GRID, LOCAL_CAST_EV
 from core.forward import forward_np
 from core.io.captures import CapturePair
 from core.io.pgtm import pgtm_gain
+from core.jsonutil import to_jsonable
 from core.metrics import (
     DEFAULT_FLOOR,
     AnchorMetrics,
@@ -47,6 +62,11 @@ Roi = tuple[int, int, int, int]
 #: Display histogram bins; statistics use ``HIST_BINS * HIST_FINE`` bins over the same range.
 HIST_BINS = 128
 HIST_FINE = 16
+#: Longer side (px) of the diagnostics before/after previews.
+DIAGNOSTIC_PREVIEW_PX = 512
+#: Diagnostic estimators the GUI offers (``core.diagnostics`` methods; auto = learned with
+#: the classical fallback).
+DIAGNOSTIC_METHODS: tuple[str, ...] = ("auto", "learned", "classical")
 
 
 @dataclass(frozen=True)
@@ -507,3 +527,159 @@ def readout(analysis: Analysis, pair: CapturePair, x48: int, y48: int) -> PixelR
         float(pair.anchor[y12, x12]),
         f_out,
     )
+
+
+# -- diagnostics (issue 7) -----------------------------------------------------------------
+
+
+def diagnostic_scene(pair: CapturePair, name: str = "") -> SceneInfo:
+    """How a DNG reader renders this pair's Camera48: RAW12's white-balance gains and
+    BaselineExposure (the output DNG copies both; its headroom cancels) and RAW12's colour
+    tags (for the kelvin figures) — what ``main.py diagnose OUT.dng`` reads from the file."""
+    return SceneInfo(
+        wb_gains=(float(pair.wb_gains[0]), float(pair.wb_gains[1]), float(pair.wb_gains[2])),
+        exposure_ev=float(pair.raw12.color.baseline_exposure_ev),
+        color=pair.raw12.color,
+        name=name,
+    )
+
+
+@dataclass(frozen=True)
+class DiagnosticsView:
+    """Exposure / white-balance / saturation diagnostics of one output, from ``core``.
+
+    Attributes:
+        advice: ``optimize_corrections(output, diagnostic_scene(pair), method=...)``.
+        stability: ``wb_stability_map(output, pair.anchor, cfa, unclipped=pair.unclipped)``
+            (grid :data:`core.diagnostics.stability.DEFAULT_GRID`, fewer cells only on a
+            frame with fewer Bayer cells than that; local-cast threshold ``LOCAL_CAST_EV``).
+        before: (3, h, w) float32 the output area-averaged and brought to working space on
+            the rendering scale exactly as ``generate_preview`` does, uncorrected; None when
+            no previews were asked for.
+        preview: (3, h, w) float32 ``generate_preview(output, advice)``; None likewise.
+        working_to_srgb: (3, 3) working space (white balanced) -> linear sRGB, for display.
+        lines: core's wording (``format_diagnostics``) keyed ``exposure``, ``white balance``,
+            ``saturation``, ``vs RAW12`` and ``note`` (notes joined).
+    """
+
+    advice: CorrectionAdvice
+    stability: WbStabilityReport
+    before: np.ndarray | None
+    preview: np.ndarray | None
+    working_to_srgb: np.ndarray
+    lines: dict[str, str]
+
+    @property
+    def worst_cast_ev(self) -> float:
+        """Largest |deviation| of a stability-map cell from the global colour (EV)."""
+        return float(self.stability.stability.max_abs_dev_ev)
+
+
+def diagnostic_lines(advice: CorrectionAdvice, stability: WbStabilityReport) -> dict[str, str]:
+    """``format_diagnostics``'s lines (the CLI's wording) keyed by their label:
+    ``exposure``, ``white balance``, ``saturation``, ``vs RAW12`` and ``note`` (joined)."""
+    d = to_jsonable(
+        {
+            "file": "output",
+            "kind": "Linear48 output",
+            "size": [0, 0],
+            "method": advice.method,
+            "method_requested": advice.method_requested,
+            "fallback_reason": advice.fallback_reason,
+            "model_hash": advice.model_hash,
+            "exposure": advice.exposure.to_dict(),
+            "white_balance": advice.white_balance.to_dict(),
+            "saturation": advice.saturation.to_dict(),
+            "notes": list(advice.notes),
+            "wb_stability": stability.to_dict(),
+        }
+    )
+    out: dict[str, str] = {}
+    for line in format_diagnostics(d).splitlines()[1:]:
+        label, _, text = line.strip().partition(":")
+        text = text.strip()
+        out[label] = f"{out[label]} · {text}" if label in out else text
+    return out
+
+
+def diagnose(
+    pair: CapturePair,
+    camera48: np.ndarray,
+    *,
+    method: str = "auto",
+    preview_side_px: int | None = DIAGNOSTIC_PREVIEW_PX,
+    name: str = "",
+    cancel: CancelToken | None = None,
+) -> DiagnosticsView:
+    """Diagnostics of ``camera48`` (an output of ``pair``), as ``core.diagnostics`` gives them.
+
+    ``preview_side_px`` None skips the before/after previews (the QA table needs only the
+    figures). The estimators look at a 32 px area-averaged thumbnail and the stability map
+    at Bayer cells block-averaged to ~256 values a side, so this is quick at any size.
+
+    Shapes: camera48 (3, H48, W48) Camera48 (not white balanced, Mosaic12 scale).
+    Raises: ConfigError for an unknown method; DiagnosticCheckpointError when ``learned``
+        is asked for and the model cannot be loaded; CancelledError between stages.
+    """
+    token = cancel or CancelToken()
+    scene = diagnostic_scene(pair, name)
+    advice = optimize_corrections(camera48, scene, method=method)  # type: ignore[arg-type]
+    token.raise_if_cancelled()
+    h48, w48 = camera48.shape[1:]
+    # a tiny test pair has fewer Bayer cells than the map has cells: fewer cells then
+    grid = (max(1, min(DEFAULT_GRID[0], h48 // 4)), max(1, min(DEFAULT_GRID[1], w48 // 4)))
+    stability = wb_stability_map(
+        camera48,
+        pair.anchor,
+        pair.raw12.cfa,
+        grid=grid,
+        threshold_ev=LOCAL_CAST_EV,
+        unclipped=pair.unclipped,
+    )
+    token.raise_if_cancelled()
+    before = preview = None
+    if preview_side_px is not None:
+        scale = np.asarray(advice.input_gains, np.float32) * np.float32(
+            2.0**advice.input_exposure_ev
+        )
+        before = area_downsample(camera48, preview_side_px) * scale[:, None, None]
+        preview = generate_preview(camera48, advice, max_side_px=preview_side_px)
+    gains = np.asarray(advice.input_gains, np.float64)
+    working_to_srgb = stored_to_srgb_matrix(pair.raw12.color) @ np.diag(1.0 / gains)
+    return DiagnosticsView(
+        advice=advice,
+        stability=stability,
+        before=before,
+        preview=preview,
+        working_to_srgb=working_to_srgb.astype(np.float32),
+        lines=diagnostic_lines(advice, stability),
+    )
+
+
+def advice_text(advice: CorrectionAdvice) -> dict[str, tuple[str, str]]:
+    """Per diagnostic (``exposure``, ``white balance``, ``saturation``): a short verdict and
+    the advised correction in plain words (display only; the numbers are core's)."""
+    e, w, s = advice.exposure, advice.white_balance, advice.saturation
+    p = e.probabilities.get(e.label, float("nan"))
+    exposure = {
+        "under": ("under-exposed", f"brighten the mid-tones (γ {e.correction_gamma:.2f})"),
+        "over": ("over-exposed", f"darken the mid-tones (γ {e.correction_gamma:.2f})"),
+    }.get(e.label, ("well exposed", f"no change needed (γ {e.correction_gamma:.2f})"))
+    exposure = (f"{exposure[0]} (p {p:.2f})", exposure[1])
+    g = w.gains
+    gains = f"R ×{g[0]:.3f}, B ×{g[2]:.3f}"
+    if w.label == "neutral":
+        wb = ("neutral", f"no change needed ({gains})")
+    else:
+        kelvin = ""
+        if w.as_shot_cct_k is not None and w.corrected_cct_k is not None:
+            kelvin = f"; white point {w.as_shot_cct_k:.0f} K → {w.corrected_cct_k:.0f} K"
+        wb = (f"{w.cast or 'slight'} cast", f"apply {gains}{kelvin}")
+    if not s.identifiable:
+        sat = ("not judged", f"nearly achromatic (chroma {s.chroma:.3f})")
+    else:
+        ps = s.probabilities.get(s.label, float("nan"))
+        head = {"under": "washed out", "over": "over-saturated"}.get(s.label, "plausible")
+        act = "no change needed" if s.label == "well" else "scale chroma"
+        sat = (f"{head} (p {ps:.2f})", f"{act} (×{s.correction_factor:.2f})")
+    return {"exposure": exposure, "white balance": wb, "saturation": sat}

@@ -12,8 +12,15 @@ log = logging.getLogger(__name__)
 #: Exit codes (as the CLI): 0 ok, 1 unexpected, 2 bad input, 4 bad option.
 EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_CONFIG = 0, 1, 2, 4
 SCREENSHOT_SIZE = (1760, 1040)
-#: Tabs a screenshot can show (``tab=`` of :func:`run_gui`) -> tab index in the window.
-SCREENSHOT_TABS: dict[str, int] = {"inspect": 0, "qa": 1, "signoff": 2, "experiments": 3}
+#: Tabs a screenshot can show (``tab=`` of :func:`run_gui`) -> tab index in the window
+#: (``inspect-diagnostics``: the Inspect tab with the diagnostics panel beside the panes).
+SCREENSHOT_TABS: dict[str, int] = {
+    "inspect": 0,
+    "qa": 1,
+    "signoff": 2,
+    "experiments": 3,
+    "inspect-diagnostics": 0,
+}
 #: RAW12 (width, height) of the simulated QA set run for a ``tab="qa"`` screenshot.
 SCREENSHOT_QA_SIZE = (256, 192)
 #: How long a screenshot waits for the window (and the QA set) to be ready: generous, the
@@ -38,7 +45,8 @@ def run_gui(
         screenshot: render the populated window (offscreen when there is no display),
             save it as PNG there and exit instead of running the event loop.
         tab: the tab shown (one of :data:`SCREENSHOT_TABS`); for ``qa`` the simulated QA
-            set is run first (RAW12 :data:`SCREENSHOT_QA_SIZE`) so the table is populated.
+            set is run first (RAW12 :data:`SCREENSHOT_QA_SIZE`) so the table is populated;
+            ``inspect-diagnostics`` shows the Inspect tab's diagnostics panel once computed.
     """
     if (raw12 is None) != (proraw48 is None):
         print("error: give both --raw12 and --proraw48", file=sys.stderr)
@@ -79,6 +87,12 @@ def run_gui(
         window.qa.run_simulated()
         ok = window.wait_until(
             lambda: bool(window.state.qa_rows) and window.state.busy is None, SCREENSHOT_WAIT_MS
+        )
+    if ok and tab == "inspect-diagnostics":
+        window.show_diagnostics()
+        ok = window.wait_until(
+            lambda: window.diagnostics.ready() and window.workers.active == 0,
+            SCREENSHOT_WAIT_MS,
         )
     window.tabs.setCurrentIndex(SCREENSHOT_TABS[tab])
     window.panes.fit()

@@ -1,6 +1,7 @@
-"""The main window: pair browser + convert (left), linked panes + histograms (Inspect),
-QA review, INT8 sign-off and Experiments tabs. It wires state, panels and workers; the
-pipeline work itself is ``core``'s, run through :mod:`app.workers`.
+"""The main window: pair browser + convert (left), linked panes + histograms or
+diagnostics (Inspect), QA review, INT8 sign-off and Experiments tabs. It wires state,
+panels and workers; the pipeline work itself is ``core``'s, run through
+:mod:`app.workers`.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from app import analysis as an
 from app.actions import ACTIONS, build_actions, refresh_actions
 from app.pairing import PairEntry, find_pairs, manual_pair
 from app.panels.convert import ConvertPanel
+from app.panels.diagnostics import DiagnosticsPanel
 from app.panels.experiments import ExperimentsPanel
 from app.panels.histograms import HistogramPanel
 from app.panels.image_views import PaneGrid
@@ -191,10 +193,14 @@ class MainWindow(QMainWindow):
         # inspect tab
         self.panes = PaneGrid(self.state)
         self.histograms = HistogramPanel(self.state, self.workers)
+        self.diagnostics = DiagnosticsPanel(self.state, self.workers)
+        self.side_tabs = QTabWidget()
+        self.side_tabs.addTab(self.histograms, "Histograms")
+        self.side_tabs.addTab(self.diagnostics, "Diagnostics")
         self.controls = ViewControls(self.state, self.action_table)
         split = QSplitter(Qt.Orientation.Horizontal)
         split.addWidget(self.panes)
-        split.addWidget(self.histograms)
+        split.addWidget(self.side_tabs)
         split.setStretchFactor(0, 4)
         split.setStretchFactor(1, 1)
         split.setSizes([1150, 470])
@@ -415,6 +421,7 @@ class MainWindow(QMainWindow):
             method=cs.method,  # type: ignore[arg-type]
             sample_format=cs.sample_format,  # type: ignore[arg-type]
             layout=cs.layout if cs.sample_format == "uint16" else "ljpeg-tiles",  # type: ignore[arg-type]
+            demosaic=cs.demosaic or ConvertOptions().demosaic,
         )
         loaded = (
             self.state.loaded if self.state.loaded and self.state.loaded.entry == entry else None
@@ -521,6 +528,11 @@ class MainWindow(QMainWindow):
     def act_zoom_100(self) -> None:
         """1:1 zoom."""
         self.panes.zoom_100()
+
+    def show_diagnostics(self) -> None:
+        """Inspect tab with the diagnostics panel beside the panes (computed once shown)."""
+        self.tabs.setCurrentIndex(0)
+        self.side_tabs.setCurrentWidget(self.diagnostics)
 
     def act_screenshot(self) -> None:
         """Save the window as a PNG."""

@@ -77,6 +77,8 @@ class ViewSettings:
         exposure_ev: display exposure on top of the global render (viewing only).
         soft_highlights: roll off highlights instead of clipping them (viewing only).
         show_pgtm: render ProRAW48 with its own PGTM when the file has one.
+        diagnostics_method: estimator of the diagnostics panel (``auto``, ``learned`` or
+            ``classical``; ``core.diagnostics.optimize_corrections``'s ``method``).
     """
 
     roi: Roi | None = None
@@ -86,16 +88,23 @@ class ViewSettings:
     exposure_ev: float = 0.0
     soft_highlights: bool = True
     show_pgtm: bool = True
+    diagnostics_method: str = "auto"
 
 
 @dataclass(frozen=True)
 class ConvertSettings:
-    """Options of the next conversion (mapped onto ``core.pipeline.ConvertOptions``)."""
+    """Options of the next conversion (mapped onto ``core.pipeline.ConvertOptions``).
+
+    Attributes:
+        demosaic: demosaic of the model's RAW12 guidance (``ConvertOptions.demosaic``);
+            None keeps ``ConvertOptions``' default.
+    """
 
     method: str = "auto"
     sample_format: str = "uint16"
     layout: str = "ljpeg-tiles"
     output_path: Path | None = None
+    demosaic: str | None = None
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,16 @@ from PySide6.QtWidgets import (
 )
 
 from app.state import AppState, BusyTask, ConvertSettings
-from core.pipeline import METHODS
+from core.demosaic import METHODS as DEMOSAIC_METHODS
+from core.pipeline import METHODS, ConvertOptions
+
+#: How the guidance demosaic methods (``core.demosaic.METHODS``) are shown.
+DEMOSAIC_TEXT = {
+    "malvar": "Malvar-He-Cutler",
+    "dht": "DHT (LibRaw)",
+    "aahd": "AAHD (LibRaw)",
+    "learned": "learned CNN",
+}
 
 FORMATS = (
     ("uint16", "uint16 lossless JPEG (all readers)"),
@@ -46,6 +55,16 @@ class ConvertPanel(QWidget):
         self.layout_box = QComboBox()
         for key, text in LAYOUTS:
             self.layout_box.addItem(text, key)
+        self.default_demosaic = ConvertOptions().demosaic
+        self.demosaic = QComboBox()
+        for key in DEMOSAIC_METHODS:
+            default = " (default)" if key == self.default_demosaic else ""
+            self.demosaic.addItem(f"{DEMOSAIC_TEXT.get(key, key)}{default}", key)
+        self.demosaic.setToolTip(
+            "demosaic of the RAW12 guidance the model reads (recorded in the DNG's provenance "
+            "as guide_demosaic); the default is what the shipped model was trained with. "
+            "The baselines do not demosaic."
+        )
         self.output = QLineEdit()
         self.output.setPlaceholderText("beside RAW12: <name>_linear48.dng")
         browse = QPushButton("…")
@@ -58,6 +77,7 @@ class ConvertPanel(QWidget):
         form.addRow("Method", self.method)
         form.addRow("Format", self.format)
         form.addRow("Layout", self.layout_box)
+        form.addRow("Demosaic (guide)", self.demosaic)
         form.addRow("Output", out_row)
         self.convert_button = QToolButton()
         self.convert_button.setDefaultAction(actions["convert"])
@@ -82,7 +102,7 @@ class ConvertPanel(QWidget):
         layout.addWidget(self.progress)
         layout.addWidget(self.decision)
         layout.addStretch(1)
-        for w in (self.method, self.format, self.layout_box):
+        for w in (self.method, self.format, self.layout_box, self.demosaic):
             w.currentIndexChanged.connect(self._edited)
         self.output.editingFinished.connect(self._edited)
         state.convert_changed.connect(self._sync)
@@ -106,6 +126,7 @@ class ConvertPanel(QWidget):
             sample_format=self.format.currentData(),
             layout=self.layout_box.currentData(),
             output_path=Path(text) if text else None,
+            demosaic=self.demosaic.currentData(),
         )
 
     def _sync(self, s: ConvertSettings) -> None:
@@ -114,6 +135,8 @@ class ConvertPanel(QWidget):
             self.method.setCurrentIndex(max(0, self.method.findData(s.method)))
             self.format.setCurrentIndex(max(0, self.format.findData(s.sample_format)))
             self.layout_box.setCurrentIndex(max(0, self.layout_box.findData(s.layout)))
+            demosaic = s.demosaic or self.default_demosaic
+            self.demosaic.setCurrentIndex(max(0, self.demosaic.findData(demosaic)))
             model = self.layout_box.model()
             strips = model.item(1) if isinstance(model, QStandardItemModel) else None
             if strips is not None:
@@ -136,10 +159,13 @@ class ConvertPanel(QWidget):
         lp = self.state.loaded
         if r is not None:
             d = r.decision
+            guide = (r.report.get("provenance") or {}).get("guide_demosaic")
             self.decision.setText(
                 f"<b>Wrote</b> {r.output_path.name} ({r.write_info.sample_format}, "
                 f"headroom {r.write_info.headroom_ev:.2f} EV)<br>"
-                f"<b>Method</b> {d.used} — {d.reason}<br>"
+                f"<b>Method</b> {d.used} — {d.reason}"
+                + (f" (guide demosaic {guide})" if guide else "")
+                + "<br>"
                 f"<b>Anchor</b> PSNR {r.anchor.psnr_db:.2f} dB, SSIM {r.anchor.ssim:.4f}"
             )
         elif lp is not None and lp.analysis.decision is not None:

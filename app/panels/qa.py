@@ -1,9 +1,10 @@
 """QA review tab: run the QA set (or a folder of pairs), judge against thresholds,
-sort/filter, open a scene in the views, export CSV and Markdown."""
+sort/filter, open a scene in the views, export CSV and Markdown. Diagnostics columns
+(exposure, saturation, white-balance shift, local cast against RAW12) have thresholds and a
+filter of their own; each diagnostic cell's tooltip holds core's wording."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from pathlib import Path
 
@@ -25,16 +26,23 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.analysis import advice_text, diagnostic_lines
 from app.pairing import PairEntry, find_pairs
 from app.qa import (
     ALIGNMENT_COLUMN,
-    FIRST_METRIC_COLUMN,
-    METRIC_COLUMNS,
+    COLUMN_KEYS,
+    DIAGNOSTIC_COLUMNS,
+    DIAGNOSTIC_FILTERS,
+    FIRST_DIAGNOSTIC_COLUMN,
+    VERDICT_KEYS,
     QaRow,
     QaThresholds,
+    checks,
+    diagnostic_flags,
     failures,
     run_entries,
     run_simulated,
+    sort_value,
     table_rows,
     to_csv,
     to_markdown,
@@ -53,15 +61,42 @@ WHY_VISUAL_COLUMN = 2
 WHY_COLUMN_MAX_PX = 300
 #: Colours of the alignment gate column (``app.qa.ALIGNMENT_VERDICTS`` values).
 ALIGNMENT_COLOURS = {"passed": "#7bd88f", "FAILED": "#ff6b6b", "unmeasured": "#ffb454"}
+#: Colours of judged cells (a failed threshold) and of verdicts other than "well" that do
+#: not fail the scene.
+FAIL_COLOUR, NOTE_COLOUR = "#ff6b6b", "#ffb454"
+#: Item data role holding a row's :func:`app.qa.diagnostic_flags` (column 0).
+FLAGS_ROLE = Qt.ItemDataRole.UserRole + 2
+#: Which diagnostic explains each diagnostic column (tooltip).
+DIAGNOSTIC_TIPS = {
+    "exposure": "exposure",
+    "saturation": "saturation",
+    "wb_temperature_ev": "white balance",
+    "wb_tint_ev": "white balance",
+    "wb_local_cast_ev": "vs RAW12",
+}
+
+
+def _diagnostic_tips(row: QaRow) -> dict[str, str]:
+    """Tooltip of each diagnostic cell: the advice in words, then core's figures."""
+    if row.advice is None or row.stability is None:
+        return {}
+    lines = diagnostic_lines(row.advice, row.stability)
+    words = advice_text(row.advice)
+    tips: dict[str, str] = {}
+    for key, name in DIAGNOSTIC_TIPS.items():
+        head = f"{name}: {words[name][0]} — {words[name][1]}\n" if name in words else ""
+        tips[key] = f"{head}{name}: {lines.get(name, '')} ({row.advice.method})"
+    return tips
 
 
 class _Filter(QSortFilterProxyModel):
-    """Text filter over scene/tags/why plus a verdict filter."""
+    """Text filter over every cell plus a verdict filter and a diagnostics filter."""
 
     def __init__(self) -> None:
         super().__init__()
         self.text = ""
         self.verdict = ""
+        self.diagnostic = ""
 
     def filterAcceptsRow(self, row: int, parent: object) -> bool:
         model = self.sourceModel()
@@ -69,6 +104,10 @@ class _Filter(QSortFilterProxyModel):
         cells = [str(model.index(row, c).data() or "") for c in range(cols)]
         if self.verdict and cells[1] != self.verdict:
             return False
+        if self.diagnostic:
+            flags = model.index(row, 0).data(FLAGS_ROLE) or ()
+            if self.diagnostic not in flags:
+                return False
         return not self.text or any(self.text.lower() in c.lower() for c in cells)
 
 
@@ -123,15 +162,49 @@ class QaPanel(QWidget):
         self.allow_fallback.toggled.connect(lambda *_: self.refresh())
         thr.addWidget(self.allow_fallback)
         thr.addStretch(1)
+        diag = QHBoxLayout()
+        diag.addWidget(QLabel("<b>Diagnostics</b>"))
+        for key, label, lo, hi, step, dec in (
+            ("max_wb_shift_ev", "WB shift ≤", 0, 4, 0.01, 2),
+            ("max_local_cast_ev", "local cast ≤", 0, 4, 0.01, 2),
+        ):
+            spin = QDoubleSpinBox()
+            spin.setRange(lo, hi)
+            spin.setSingleStep(step)
+            spin.setDecimals(dec)
+            spin.setSuffix(" EV")
+            spin.setValue(getattr(t, key))
+            spin.valueChanged.connect(lambda *_: self.refresh())
+            self.spins[key] = spin
+            diag.addWidget(QLabel(label))
+            diag.addWidget(spin)
+        self.verdict_checks: dict[str, QCheckBox] = {}
+        for key, label in (
+            ("exposure_fails", "exposure must be well"),
+            ("saturation_fails", "saturation must be well"),
+        ):
+            box = QCheckBox(label)
+            box.setChecked(getattr(t, key))
+            box.setToolTip(
+                "off: a verdict other than well is shown in amber but does not fail the scene"
+            )
+            box.toggled.connect(lambda *_: self.refresh())
+            self.verdict_checks[key] = box
+            diag.addWidget(box)
+        diag.addStretch(1)
         self.filter_text = QLineEdit()
-        self.filter_text.setPlaceholderText("filter: scene, tag, reason…")
+        self.filter_text.setPlaceholderText("filter: scene, tag, verdict, reason…")
         self.filter_verdict = QComboBox()
         for v in ("", "pass", "FAIL", "error"):
             self.filter_verdict.addItem(v or "all verdicts", v)
+        self.filter_diagnostic = QComboBox()
+        for key, text in DIAGNOSTIC_FILTERS.items():
+            self.filter_diagnostic.addItem(text, key)
         self.summary = QLabel("")
         filt = QHBoxLayout()
         filt.addWidget(self.filter_text, 1)
         filt.addWidget(self.filter_verdict)
+        filt.addWidget(self.filter_diagnostic)
         filt.addWidget(self.summary)
         self.model = QStandardItemModel()
         self.proxy = _Filter()
@@ -147,11 +220,13 @@ class QaPanel(QWidget):
         self.view.doubleClicked.connect(self._open)
         self.filter_text.textChanged.connect(self._filter_edited)
         self.filter_verdict.currentIndexChanged.connect(self._filter_edited)
+        self.filter_diagnostic.currentIndexChanged.connect(self._filter_edited)
         hint = QLabel("Double-click a scene to open it in the Inspect views.")
         hint.setStyleSheet("color: #8a8d91;")
         layout = QVBoxLayout(self)
         layout.addLayout(top)
         layout.addLayout(thr)
+        layout.addLayout(diag)
         layout.addLayout(filt)
         layout.addWidget(self.view, 1)
         layout.addWidget(hint)
@@ -161,9 +236,17 @@ class QaPanel(QWidget):
 
     def thresholds(self) -> QaThresholds:
         """Thresholds as edited."""
+        v = {k: s.value() for k, s in self.spins.items()}
         return QaThresholds(
-            **{k: s.value() for k, s in self.spins.items()},
+            min_anchor_psnr_db=v["min_anchor_psnr_db"],
+            max_halo_ev=v["max_halo_ev"],
+            max_ltm_residual_ev=v["max_ltm_residual_ev"],
+            min_truth_psnr_db=v["min_truth_psnr_db"],
             allow_fallback=self.allow_fallback.isChecked(),
+            max_wb_shift_ev=v["max_wb_shift_ev"],
+            max_local_cast_ev=v["max_local_cast_ev"],
+            exposure_fails=self.verdict_checks["exposure_fails"].isChecked(),
+            saturation_fails=self.verdict_checks["saturation_fails"].isChecked(),
         )
 
     def refresh(self) -> None:
@@ -172,30 +255,39 @@ class QaPanel(QWidget):
         t = self.thresholds()
         header, body = table_rows(rows, t)
         self.model.clear()
-        # metric headers on two lines, unit below ("anchor PSNR" / "dB"): narrower columns
-        # keep "why" on screen; the exports keep one-line headers
+        # metric and diagnostic headers on two lines, first word above ("anchor" / "PSNR
+        # dB"): narrow columns keep more of them on screen; the exports keep one-line headers
         self.model.setHorizontalHeaderLabels(
             [
-                " ".join(h.split(" ")[:-1]) + "\n" + h.split(" ")[-1]
-                if FIRST_METRIC_COLUMN <= c < FIRST_METRIC_COLUMN + len(METRIC_COLUMNS)
-                else h
+                h.replace(" ", "\n", 1) if COLUMN_KEYS[c] is not None else h
                 for c, h in enumerate(header)
             ]
         )
-        keys = list(METRIC_COLUMNS)
         for r, (row, cells) in enumerate(zip(rows, body, strict=True)):
+            judged = checks(row, t)
+            tips = _diagnostic_tips(row)
             items = []
             for c, text in enumerate(cells):
                 item = QStandardItem(text)
-                sort_value: object = text
-                if FIRST_METRIC_COLUMN <= c < FIRST_METRIC_COLUMN + len(keys):
-                    v = row.metrics.get(keys[c - FIRST_METRIC_COLUMN], math.nan)
-                    sort_value = v if math.isfinite(v) else -1e30
-                    item.setTextAlignment(
-                        Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
-                    )
-                item.setData(sort_value, Qt.ItemDataRole.UserRole)
+                sort_key: object = text
+                key = COLUMN_KEYS[c]
+                if key is not None:
+                    sort_key = sort_value(row, key)
+                    if key not in VERDICT_KEYS:
+                        item.setTextAlignment(
+                            Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
+                        )
+                    passed, _ = judged.get(key, (True, ""))
+                    if not passed:
+                        item.setForeground(QBrush(QColor(FAIL_COLOUR)))
+                    elif key in VERDICT_KEYS and text in ("under", "over"):
+                        item.setForeground(QBrush(QColor(NOTE_COLOUR)))
+                    if key in tips:
+                        item.setToolTip(tips[key])
+                item.setData(sort_key, Qt.ItemDataRole.UserRole)
                 item.setData(r, Qt.ItemDataRole.UserRole + 1)
+                if c == 0:
+                    item.setData(sorted(diagnostic_flags(row, t)), FLAGS_ROLE)
                 if c == 1:
                     item.setForeground(QBrush(QColor(VERDICT_COLOURS.get(text, "#e3e3e3"))))
                 if c == ALIGNMENT_COLUMN:
@@ -216,6 +308,13 @@ class QaPanel(QWidget):
         why = len(header) - 1
         if hdr.visualIndex(why) != WHY_VISUAL_COLUMN:
             hdr.moveSection(hdr.visualIndex(why), WHY_VISUAL_COLUMN)
+        # the diagnostics (verdict-like, as the alignment gate) are shown right after the
+        # gate, before the metrics; the exports keep them after the metrics
+        for i in range(len(DIAGNOSTIC_COLUMNS)):
+            logical = FIRST_DIAGNOSTIC_COLUMN + i
+            target = hdr.visualIndex(ALIGNMENT_COLUMN) + 1 + i
+            if hdr.visualIndex(logical) != target:
+                hdr.moveSection(hdr.visualIndex(logical), target)
         hdr.setSectionResizeMode(why, QHeaderView.ResizeMode.Interactive)
         self.view.resizeColumnToContents(why)
         hdr.resizeSection(why, min(max(hdr.sectionSize(why), 60), WHY_COLUMN_MAX_PX))
@@ -228,6 +327,7 @@ class QaPanel(QWidget):
     def _filter_edited(self) -> None:
         self.proxy.text = self.filter_text.text()
         self.proxy.verdict = self.filter_verdict.currentData()
+        self.proxy.diagnostic = self.filter_diagnostic.currentData()
         self.proxy.invalidate()
 
     def _busy(self) -> None:

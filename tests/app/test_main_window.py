@@ -169,6 +169,29 @@ def test_convert_runs_with_progress_and_cancel_leaves_no_file(
     assert "Cancelled" in window.state.last_message.text
 
 
+def test_convert_panel_demosaic_reaches_the_dngs_provenance(qtbot, window, sim_pair_dir, tmp_path):
+    from core.demosaic import METHODS as DEMOSAIC_METHODS
+    from core.io.dng_writer import read_provenance
+
+    panel = window.convert_panel
+    keys = [panel.demosaic.itemData(i) for i in range(panel.demosaic.count())]
+    assert keys == list(DEMOSAIC_METHODS) == ["bilinear", "malvar", "dht", "aahd", "learned"]
+    default = ConvertOptions().demosaic
+    assert panel.demosaic.currentData() == default
+    assert "(default)" in panel.demosaic.itemText(keys.index(default))
+    _open(qtbot, window, _entry(sim_pair_dir))
+    panel.demosaic.setCurrentIndex(keys.index("malvar"))
+    assert window.state.convert.demosaic == "malvar"
+    out = tmp_path / "malvar.dng"
+    assert window.start_convert(out) is not None
+    qtbot.waitUntil(lambda: window.state.busy is None, timeout=TIMEOUT_MS)
+    result = window.state.result
+    assert result is not None and result.decision.used == "model"  # the model reads a guide
+    assert read_provenance(out)["guide_demosaic"] == "malvar"
+    assert result.report["provenance"]["guide_demosaic"] == "malvar"
+    assert "guide demosaic malvar" in panel.decision.text()
+
+
 def test_corrupt_file_shows_message_and_app_stays_usable(qtbot, window, sim_pair_dir, tmp_path):
     bad = tmp_path / "bad"
     bad.mkdir()
