@@ -212,17 +212,23 @@ class Linear48Net(nn.Module):
         self.config = cfg
         w, k = cfg.width, cfg.bins
         cin = 2 * k + N_FEATURES
-        self.enc1 = nn.Sequential(_conv(cin, w), nn.ReLU(), _conv(w, w), nn.ReLU())
+        self.enc1 = nn.Sequential(
+            _conv(cin, w), nn.ReLU(inplace=True), _conv(w, w), nn.ReLU(inplace=True)
+        )
         self.pool = nn.AvgPool2d(2, ceil_mode=True)
-        self.enc2 = nn.Sequential(_conv(w, 2 * w), nn.ReLU(), _conv(2 * w, 2 * w), nn.ReLU())
-        self.mid = nn.Sequential(_conv(2 * w, 2 * w), nn.ReLU(), _conv(2 * w, 2 * w), nn.ReLU())
-        self.dec2 = nn.Sequential(_conv(4 * w, 2 * w), nn.ReLU())
-        self.dec1 = nn.Sequential(_conv(3 * w, w), nn.ReLU())
+        self.enc2 = nn.Sequential(
+            _conv(w, 2 * w), nn.ReLU(inplace=True), _conv(2 * w, 2 * w), nn.ReLU(inplace=True)
+        )
+        self.mid = nn.Sequential(
+            _conv(2 * w, 2 * w), nn.ReLU(inplace=True), _conv(2 * w, 2 * w), nn.ReLU(inplace=True)
+        )
+        self.dec2 = nn.Sequential(_conv(4 * w, 2 * w), nn.ReLU(inplace=True))
+        self.dec1 = nn.Sequential(_conv(3 * w, w), nn.ReLU(inplace=True))
         self.gain_out = _conv(w, k)
         dw = cfg.detail_width
-        layers: list[nn.Module] = [_conv(DETAIL_FEATURES + 1, dw), nn.ReLU()]
+        layers: list[nn.Module] = [_conv(DETAIL_FEATURES + 1, dw), nn.ReLU(inplace=True)]
         for _ in range(cfg.detail_layers - 2):
-            layers += [_conv(dw, dw), nn.ReLU()]
+            layers += [_conv(dw, dw), nn.ReLU(inplace=True)]
         self.detail = nn.Sequential(*layers, _conv(dw, 3))
         self.local_mean = nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)
         self.log_scale = nn.Parameter(torch.tensor(math.log(cfg.init_scale)))
