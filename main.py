@@ -292,9 +292,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--tab",
-        choices=("inspect", "qa", "signoff", "experiments"),
+        choices=("inspect", "inspect-diagnostics", "qa", "signoff", "experiments"),
         default="inspect",
-        help="tab shown (and in --screenshot; qa runs the simulated QA set first)",
+        help=(
+            "tab shown (and in --screenshot; qa runs the simulated QA set first, signoff "
+            "compares every QA scene, inspect-diagnostics opens the diagnostics panel)"
+        ),
     )
     p.set_defaults(func=cmd_gui)
 

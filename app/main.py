@@ -94,6 +94,13 @@ def run_gui(
             lambda: window.diagnostics.ready() and window.workers.active == 0,
             SCREENSHOT_WAIT_MS,
         )
+    if ok and tab == "signoff":  # the comparison runs only while its tab is shown
+        window.tabs.setCurrentIndex(SCREENSHOT_TABS["signoff"])
+        window.signoff.compare_all()
+        ok = window.wait_until(
+            lambda: window.signoff.idle() and window.signoff.shown is not None,
+            SCREENSHOT_WAIT_MS,
+        )
     window.tabs.setCurrentIndex(SCREENSHOT_TABS[tab])
     window.panes.fit()
     settle = QElapsedTimer()

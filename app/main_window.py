@@ -212,7 +212,7 @@ class MainWindow(QMainWindow):
         il.addWidget(split, 1)
         self.qa = QaPanel(self.state, self.workers, qa_folder or _writable(Path("out/qa")))
         self.qa.open_entry.connect(self.open_entry)
-        self.signoff = SignoffPanel(self.state, records_folder or Path("signoff"))
+        self.signoff = SignoffPanel(self.state, records_folder or Path("signoff"), self.workers)
         self.experiments = ExperimentsPanel()
         self.tabs = QTabWidget()
         self.tabs.addTab(inspect, "Inspect")
