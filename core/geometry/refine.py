@@ -62,6 +62,7 @@ __all__ = [
     "estimate_tone",
     "fit_pixel_patches",
     "patch_fields",
+    "patch_periods",
     "pixel_patches",
     "prepare_pixels",
 ]
@@ -74,6 +75,10 @@ _HUBER = 2.0  # Huber threshold in robust sigmas of the patch residual
 _MAX_STEP_PX = 2.0
 _PRIOR_PX = 2.0  # weak prior on delta: N(0, 2 px^2) per patch
 _CLIP_MARGIN_PX = 2  # RAW12 px dropped around clipped or unusable anchor pixels
+#: ``periodic_patches``: lags searched (48MP px), second-peak height and the dip before it.
+PERIODIC_MAX_LAG_PX = 12
+PERIODIC_MIN_PEAK = 0.6
+PERIODIC_MIN_DIP = 0.3
 
 
 @dataclass(frozen=True)
@@ -399,6 +404,54 @@ def patch_fields(
         x0=x0.to(torch.float64),
         y0=y0.to(torch.float64),
     )
+
+
+def patch_periods(
+    crops: PatchFields,
+    *,
+    max_lag_px: int = PERIODIC_MAX_LAG_PX,
+    min_peak: float = PERIODIC_MIN_PEAK,
+    min_dip: float = PERIODIC_MIN_DIP,
+) -> Tensor:
+    """Shortest repeat of each patch's Camera48 content, 48MP px: (K,) float64, inf if none.
+
+    A grating, a fine check or a fabric weave of period ``L`` matches itself shifted by
+    ``L``: its shift is ambiguous by multiples of ``L``, and when ``L`` is a few pixels
+    (finer than RAW12's colour sampling, 4 px) the coarse levels cannot pick the right
+    basin either. Per patch, the normalized autocorrelation ``r`` of the green 2x2-box
+    field (mean removed, unbiased: each lag divided by its overlap) is computed for lags
+    ``|Lx|, |Ly| <= max_lag_px``; a patch is periodic when some lag outside the origin has
+    ``r >= min_peak`` while ``r`` dips by at least ``min_dip`` below it somewhere on the
+    straight segment from the origin to that lag (a second peak, not the central lobe
+    of smooth content or the ridge along a single edge); its period is the shortest such
+    lag. Camera48 resolves 48MP detail, so this also sees texture that RAW12 aliases.
+    """
+    f = crops.fields[:, 1, 0].to(torch.float32)  # (K, F, F) green box field
+    k, side = f.shape[0], f.shape[-1]
+    if k == 0:
+        return torch.zeros(0, dtype=torch.float64)
+    lag = min(max_lag_px, side // 3)
+    x = f - f.mean(dim=(1, 2), keepdim=True)
+    n = 2 * side
+    spec = torch.fft.rfft2(x, s=(n, n))
+    ac = torch.fft.irfft2(spec * spec.conj(), s=(n, n))
+    ones = torch.fft.rfft2(torch.ones(side, side), s=(n, n))
+    overlap = torch.fft.irfft2(ones * ones.conj(), s=(n, n)).clamp(min=1.0)
+    idx = torch.arange(-lag, lag + 1) % n
+    ac = ac[:, idx][:, :, idx] / overlap[idx][:, idx]  # (K, 2 lag + 1, 2 lag + 1), centred
+    r = ac / ac[:, lag : lag + 1, lag : lag + 1].clamp(min=1e-20)
+    # Lowest r on the segment from the origin to every lag (nearest-lag samples).
+    ly, lx = torch.meshgrid(torch.arange(-lag, lag + 1), torch.arange(-lag, lag + 1), indexing="ij")
+    low = r.clone()
+    for t in torch.linspace(0.0, 1.0, 2 * lag + 1)[1:-1].tolist():
+        sy = (torch.round(ly * t) + lag).to(torch.int64)
+        sx = (torch.round(lx * t) + lag).to(torch.int64)
+        low = torch.minimum(low, r[:, sy, sx])
+    far = (ly.abs() + lx.abs()) >= 2
+    second = far[None] & (r >= min_peak) & (r - low >= min_dip)
+    length = torch.sqrt((lx * lx + ly * ly).to(torch.float64))
+    lengths = torch.where(second, length[None], torch.full_like(length, math.inf)[None])
+    return lengths.reshape(k, -1).min(dim=1).values
 
 
 @dataclass(frozen=True)

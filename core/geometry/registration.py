@@ -72,6 +72,7 @@ from core.geometry.refine import (
     estimate_tone,
     fit_pixel_patches,
     patch_fields,
+    patch_periods,
     pixel_patches,
     prepare_pixels,
 )
@@ -1341,6 +1342,20 @@ def _shifted(
     )
 
 
+def _without(fit: _PatchFit, drop: Tensor) -> _PatchFit:
+    """``fit`` with the ``drop`` patches (K,) bool marked unusable, untextured, no information."""
+    if not bool(drop.any()):
+        return fit
+    keep = ~drop
+    return PatchShifts(
+        delta=fit.delta,
+        info=torch.where(keep[:, None, None], fit.info, torch.zeros_like(fit.info)),
+        ncc=fit.ncc,
+        usable=fit.usable & keep,
+        textured=fit.textured & keep,
+    )
+
+
 def _smooth_scalar(
     qx: Tensor,
     qy: Tensor,
@@ -1409,6 +1424,16 @@ def _warp_difference(
         pts.append(source_coords(params, qx, qy, frame_h=h48, frame_w=w48))
     (ax, ay), (bx, by) = pts
     return float(torch.sqrt(((ax - bx) ** 2 + (ay - by) ** 2).mean()))
+
+
+def _point_std(
+    cov: Tensor, params: WarpParams, qx: Tensor, qy: Tensor, frame_hw: tuple[int, int]
+) -> Tensor:
+    """Standard deviation (48MP px, both axes together) of the warp at points (K,) given ``cov``."""
+    h48, w48 = frame_hw
+    b = _design(qx, qy, params.principal_point(h48, w48), half_diagonal(h48, w48))
+    var = (b @ cov @ b.transpose(1, 2)).diagonal(dim1=1, dim2=2).sum(-1)
+    return torch.sqrt(var.clamp(min=0.0))
 
 
 def _frame_std(cov: Tensor, params: WarpParams, frame_hw: tuple[int, int]) -> float:
@@ -1590,12 +1615,25 @@ def register(
         cov_out: dict[str, Tensor] = {}
         if patches is not None:
             crops = patch_fields(pixels, patches, params, None, frame_hw)
+            # Repeating texture (gratings, fine checks, weaves) matches itself a period
+            # away: such a patch votes for whichever copy is nearest. It is left out until
+            # the warp from the rest pins its position to a sixth of its period (3 sigma
+            # within half a period), then it can only fall into the right basin.
+            periods = patch_periods(crops)
+            drop = torch.isfinite(periods)
+            stats["periodic_patches"] = float(drop.sum())
             fit: _PatchFit | None = None
             before = params
             for round_i, iters in enumerate(_PIXEL_ITERS):
                 before = params
-                fit = fit_pixel_patches(
-                    pixels, patches, params, None, frame_hw, fields=crops, iters=iters
+                if round_i > 0 and bool(drop.any()) and "cov" in cov_out:
+                    sd = _point_std(cov_out["cov"], params, patches.qx, patches.qy, frame_hw)
+                    drop &= ~(6.0 * sd < periods)
+                fit = _without(
+                    fit_pixel_patches(
+                        pixels, patches, params, None, frame_hw, fields=crops, iters=iters
+                    ),
+                    drop,
                 )
                 if round_i == 0 and refine_options().tone:
                     # Local tone curve from the first (raw) round; later rounds compare
@@ -1636,6 +1674,14 @@ def register(
             check_tone = None if tone is None else _scalar_at(tone, check.qx, check.qy, frame_hw)
             vcrops = patch_fields(pixels, check, params, flow, frame_hw, tone=check_tone)
             vfit = fit_pixel_patches(pixels, check, params, flow, frame_hw, fields=vcrops)
+            check_periods = patch_periods(vcrops)
+            check_drop = torch.isfinite(check_periods)
+            check_periodic = check_drop.clone()
+            figures["periodic_fraction"] = float(check_drop.to(torch.float64).mean())
+            if bool(check_drop.any()) and "cov" in cov_out:
+                sd = _point_std(cov_out["cov"], params, check.qx, check.qy, frame_hw)
+                check_drop &= ~(6.0 * sd < check_periods)
+            vfit = _without(vfit, check_drop)
             del vcrops
             residual, confident = _gate_residual(vfit, check, frame_hw, pre, figures)
             if math.isfinite(residual):  # enough confident patches to compare at
@@ -1644,6 +1690,9 @@ def register(
                 # repeating patterns) aliases in the pixel stage only, its shifts agree
                 # with each other so the check patches cannot see it, and the two
                 # estimates then disagree by pixels where that texture is.
+                plain = confident & ~check_periodic
+                if int(plain.sum()) >= 5:
+                    confident = plain
                 qx_c, qy_c = check.qx[confident], check.qy[confident]
                 figures["coarse_fine_px"] = _warp_difference(
                     params_cells, None, params, flow, frame_hw, qx_c, qy_c

@@ -99,6 +99,18 @@ def test_low_texture_sky_is_reported_as_unmeasured_not_as_registered(tmp_path: P
     assert any("too little" in r for r in res.gate.reasons)
 
 
+def test_periodic_stripes_are_not_registered_a_period_off(tmp_path: Path) -> None:
+    # Gratings finer than RAW12's colour sampling match themselves a period away; before
+    # periodic patches were held back the warp was 1.5 px off and the gate passed.
+    p = _pair(tmp_path, "stripes", 0, {})
+    res = register(p.camera48, p.anchor, p.raw12.cfa, unclipped=p.unclipped)
+    h48, w48 = p.camera48.shape[1:]
+    true = _true_rms({}, res, h48, w48)
+    assert true < 0.1, (true, res.gate.figures)
+    assert res.stats["periodic_patches"] > 0
+    assert res.gate.passed is False or res.residual_rms_px >= 0.5 * true
+
+
 def test_aliased_zone_plate_does_not_pass_with_a_false_claim(tmp_path: Path) -> None:
     # A zone plate reaching the 48MP Nyquist aliases in RAW12's colour planes: the pixel
     # stage locks onto aliases that the check patches share. Either the warp is right or

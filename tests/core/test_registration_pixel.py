@@ -197,3 +197,32 @@ def test_prior_centres_k2_k3_on_the_inverse_of_a_k1_correction() -> None:
     rows, tgt = _prior_rows(full, torch.from_numpy(_linear_coeffs(WarpParams())))
     assert math.isclose(float(rows[4] @ full), float(tgt[4]), abs_tol=1e-12)
     assert math.isclose(float(rows[5] @ full), float(tgt[5]), abs_tol=1e-12)
+
+
+def test_patch_periods_find_gratings_and_leave_random_texture_alone() -> None:
+    # Three 64x64 px patches: a 0.2 cycles/px grating at 30 degrees (period 5 px, finer
+    # than RAW12's colour sampling), a 0.02 cycles/px grating (period 50 px, beyond the
+    # lags searched) and random texture smoothed over 2 px (no second peak).
+    h = w = 96
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
+    a = np.deg2rad(30.0)
+    fine = 0.5 + 0.3 * np.cos(2 * np.pi * 0.2 * (np.cos(a) * xx + np.sin(a) * yy))
+    coarse = 0.5 + 0.3 * np.cos(2 * np.pi * 0.02 * xx)
+    rng = np.random.default_rng(3)
+    noise = rng.random((h, w))
+    smooth = 0.5 + 0.3 * (noise + np.roll(noise, 1, 0) + np.roll(noise, 1, 1)) / 3
+    fields = []
+    for plane in (fine, coarse, smooth):
+        box = 0.25 * (plane[:-1, :-1] + plane[1:, :-1] + plane[:-1, 1:] + plane[1:, 1:])
+        f = np.zeros((3, 5, 80, 80), np.float32)
+        f[:, 0] = box[:80, :80]
+        fields.append(f)
+    crops = refine.PatchFields(
+        fields=torch.from_numpy(np.stack(fields)),
+        x0=torch.zeros(3, dtype=torch.float64),
+        y0=torch.zeros(3, dtype=torch.float64),
+    )
+    periods = refine.patch_periods(crops)
+    # Shortest near-repeat: the period along the wave vector or a shorter lattice lag.
+    assert 2.0 <= float(periods[0]) <= 6.0, periods
+    assert math.isinf(float(periods[1])) and math.isinf(float(periods[2])), periods
