@@ -64,6 +64,8 @@ __all__ = [
 
 #: Luminance floor (linear units) before any log: ~2**-20 of the sensor clip.
 LOG_FLOOR = 2.0**-20
+#: ``log2(LOG_FLOOR)``: the smallest log2 luminance the network sees.
+LOG2_FLOOR = -20.0
 #: Inputs above this (linear units) are clamped: far beyond any real HDR value.
 MAX_INPUT = 1e4
 #: Bound of the global exposure ratio, EV.
@@ -186,7 +188,16 @@ def upsample_guidance(guide12: Tensor) -> Tensor:
 
 
 def _log2(x: Tensor) -> Tensor:
-    return torch.log2(x + LOG_FLOOR)
+    """``log2(x + LOG_FLOOR)`` for x >= 0, never below ``log2(LOG_FLOOR)`` = -20.
+
+    The clamp is a no-op in float32 (x >= 0), so desktop outputs are unchanged; it is there
+    for float16 on hardware without subnormals, where ``LOG_FLOOR`` (2**-20, a float16
+    subnormal) flushes to 0 and ``log2(0 + 0)`` would be -inf (then NaN in the chroma
+    difference of an exactly black pixel).
+    """
+    # An explicit upper bound (log2 MAX_INPUT < 14: never reached) keeps the exported
+    # clip's constants finite in float16.
+    return torch.clamp(torch.log2(x + LOG_FLOOR), LOG2_FLOOR, 16.0)
 
 
 def _conv(cin: int, cout: int) -> nn.Conv2d:
