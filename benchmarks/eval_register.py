@@ -170,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[tuple[str, str, str, float, float, bool, str, bool, float]] = []
     print(
         f"{'kind':8s} {'scene':22s} {'seed':>4s} {'ltm':16s} {'true_px':>7s} {'est_px':>7s} "
-        f"{'c/f_px':>7s} {'gate':5s} {'ok':3s} {'s':>5s}  reasons"
+        f"{'c/f_px':>7s} {'wmax_px':>7s} {'gate':5s} {'ok':3s} {'s':>5s}  reasons"
     )
 
     def run(kind: str, name: str, seed: int, mis: dict[str, Any], cam: Pair, anc: Pair) -> None:
@@ -197,6 +197,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{kind:8s} {name:22s} {seed:4d} {cam.ltm:16s} {_fmt(true):>7s} "
             f"{_fmt(res.residual_rms_px):>7s} "
             f"{_fmt(res.gate.figures.get('coarse_fine_px', float('nan'))):>7s} "
+            f"{_fmt(res.gate.figures.get('warp_error_max_px', float('nan'))):>7s} "
             f"{'pass' if passed else 'FAIL':5s} "
             f"{'ok' if ok else 'NO':3s} {sec:5.1f}  {'; '.join(res.gate.reasons)}",
             flush=True,

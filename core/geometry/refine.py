@@ -121,6 +121,14 @@ class PatchShifts:
         ncc: (K,) structure match of the aligned patch after its photometric fit (-1..1).
         usable: (K,) bool: enough valid pixels and a solvable system.
         textured: (K,) bool: anchor structure well above its noise.
+        info_local: (K, 6, 6) float64 information of the patch's local affine motion
+            ``(delta_x, delta_y, a_xx, a_xy, a_yx, a_yy)``: the source moves by
+            ``delta + A (x, y)``, ``(x, y)`` in [-1, 1] across the patch (``A`` in 48MP
+            px per half patch); same photometric nuisance and noise as ``info`` (its
+            top-left 2x2 block is ``info``); zero for unusable patches; None where not
+            computed (cell levels). A translation alone cannot see that a shift and a
+            local stretch may cancel (radial structure under a zoom, a Siemens star),
+            which this matrix does.
     """
 
     delta: Tensor
@@ -128,6 +136,7 @@ class PatchShifts:
     ncc: Tensor
     usable: Tensor
     textured: Tensor
+    info_local: Tensor | None = None
 
 
 @dataclass(frozen=True)
@@ -543,7 +552,7 @@ def fit_pixel_patches(
 
     def system(
         d: Tensor, huber: float = _HUBER
-    ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
         f, inside = sample(d)
         val, gx, gy, gxx, gyy = f.unbind(1)
         ok = valid & inside
@@ -574,12 +583,12 @@ def fit_pixel_patches(
         hess = (jw.transpose(1, 2) @ jac).to(torch.float64)
         rhs = (jw.transpose(1, 2) @ r[..., None])[..., 0].to(torch.float64)
         wrr = (w * r * r).sum(1).to(torch.float64)
-        return hess, rhs, wrr, w.sum(1).to(torch.float64), ok, gain * val
+        return hess, rhs, wrr, w.sum(1).to(torch.float64), ok, gain * val, jac, w
 
     for it in range(iters):
         # Plain least squares first: robust weights computed far from the optimum would
         # down-weight exactly the misaligned edges that carry the shift (slow convergence).
-        hess, rhs, wrr, wsum, _, _ = system(delta, _HUBER if it >= iters // 2 else 1e6)
+        hess, rhs, wrr, wsum, _, _, _, _ = system(delta, _HUBER if it >= iters // 2 else 1e6)
         prior = wrr / wsum.clamp(min=1.0) / _PRIOR_PX**2
         hess[:, 0, 0] += prior
         hess[:, 1, 1] += prior
@@ -588,11 +597,13 @@ def fit_pixel_patches(
         step = torch.nan_to_num(torch.linalg.solve(hess + damp[:, None, None] * eye, rhs))
         delta = delta + step[:, :2].clamp(-_MAX_STEP_PX, _MAX_STEP_PX)
         coef = coef + step[:, 2:]
-    hess, rhs, wrr, wsum, ok, signal = system(delta)
+    hess, rhs, wrr, wsum, ok, signal, jac, w = system(delta)
     var = (wrr / (wsum - (2 + n_photo)).clamp(min=1.0)).clamp(min=1e-20)
     hpp = hess[:, 2:, 2:] + 1e-9 * torch.eye(n_photo, dtype=torch.float64)
     schur = hess[:, :2, :2] - hess[:, :2, 2:] @ torch.linalg.solve(hpp, hess[:, 2:, :2])
     info = schur / var[:, None, None]
+    info_local = _local_information(jac, w, xx, yy, hess, hpp, var)
+    del jac, w
 
     # Structure match and texture: anchor and aligned prediction, each with an affine
     # trend removed (per-colour level and a linear ramp), correlated over usable pixels.
@@ -622,13 +633,45 @@ def fit_pixel_patches(
     )
     textured = usable & (energy > 4.0 * noise)
     info = torch.where(usable[:, None, None], info, torch.zeros_like(info))
+    info_local = torch.where(
+        usable[:, None, None], torch.nan_to_num(info_local), torch.zeros_like(info_local)
+    )
     return PatchShifts(
         delta=delta,
         info=info,
         ncc=torch.nan_to_num(ncc),
         usable=usable,
         textured=textured,
+        info_local=info_local,
     )
+
+
+def _local_information(
+    jac: Tensor, w: Tensor, xx: Tensor, yy: Tensor, hess: Tensor, hpp: Tensor, var: Tensor
+) -> Tensor:
+    """Information (K, 6, 6) of a patch's local affine motion (``PatchShifts.info_local``).
+
+    ``jac`` (K, n, 2 + n_photo) the final Jacobian (shift columns first), ``w`` (K, n)
+    its robust weights, ``xx, yy`` (n,) pixel positions in [-1, 1], ``hess`` its normal
+    matrix and ``hpp`` the regularized photometric block, ``var`` (K,) the residual
+    variance. The stretch columns are ``g_x x, g_x y, g_y x, g_y y``; the photometric
+    terms are projected out as for the shift (Schur complement).
+    """
+    gx, gy = jac[..., 0], jac[..., 1]
+    stretch = torch.stack((gx * xx, gx * yy, gy * xx, gy * yy), dim=-1)  # (K, n, 4)
+    sw = stretch * w[..., None]
+    ss = (sw.transpose(1, 2) @ stretch).to(torch.float64)  # (K, 4, 4)
+    sm = (sw.transpose(1, 2) @ jac).to(torch.float64)  # (K, 4, 2 + n_photo)
+    k = jac.shape[0]
+    m = torch.zeros(k, 6, 6, dtype=torch.float64)
+    m[:, :2, :2] = hess[:, :2, :2]
+    m[:, 2:, :2] = sm[:, :, :2]
+    m[:, :2, 2:] = sm[:, :, :2].transpose(1, 2)
+    m[:, 2:, 2:] = ss
+    cross = torch.cat((hess[:, :2, 2:], sm[:, :, 2:]), dim=1)  # (K, 6, n_photo)
+    schur = m - cross @ torch.linalg.solve(hpp, cross.transpose(1, 2))
+    schur = 0.5 * (schur + schur.transpose(1, 2))
+    return schur / var[:, None, None]
 
 
 def estimate_tone(

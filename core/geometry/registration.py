@@ -150,6 +150,11 @@ class GateThresholds:
         max_coarse_fine_px: largest RMS difference (48MP px) between the warp of the
             cell levels and the final pixel-level warp; more means fine texture aliased
             (a repeating pattern finer than RAW12's colour sampling).
+        max_frame_error_px: largest error bound of the warp (48MP px) at any point of
+            the frame, corners included (``warp_error_max_px``: the fit's standard
+            deviation with a systematic patch bias propagated); more means the warp is
+            extrapolated from structure that does not reach the frame's outer parts,
+            and the gate reports the misalignment as unmeasured.
     """
 
     max_residual_rms_px: float = 0.5
@@ -157,6 +162,7 @@ class GateThresholds:
     min_matched_fraction: float = 0.5
     min_psnr_db: float = 10.0
     max_coarse_fine_px: float = 1.0
+    max_frame_error_px: float = 1.25
 
     def as_dict(self) -> dict[str, float]:
         """Thresholds keyed by name, for the report."""
@@ -166,6 +172,7 @@ class GateThresholds:
             "min_matched_fraction": self.min_matched_fraction,
             "min_psnr_db": self.min_psnr_db,
             "max_coarse_fine_px": self.max_coarse_fine_px,
+            "max_frame_error_px": self.max_frame_error_px,
         }
 
 
@@ -499,6 +506,47 @@ def _design(qx: Tensor, qy: Tensor, c: tuple[float, float], norm: float) -> Tens
     row_y = [zero, one, dy, r2 * dy, r2 * r2 * dy, r2**3 * dy, norm * (r2 + 2 * uy * uy)]
     row_y.append(norm * 2 * ux * uy)
     return torch.stack((torch.stack(row_x, -1), torch.stack(row_y, -1)), dim=-2)
+
+
+def _local_design(
+    qx: Tensor, qy: Tensor, c: tuple[float, float], norm: float, half_px: float
+) -> Tensor:
+    """J (K, 6, 8): the local affine motion of a patch per coefficient.
+
+    Rows ``(delta_x, delta_y, a_xx, a_xy, a_yx, a_yy)`` as ``PatchShifts.info_local``: the
+    warp change at the patch centre ``B(q) phi`` and its derivatives across the patch,
+    ``a_ij = half_px d(B phi)_i / d q_j`` (``half_px`` 48MP px from the centre to the
+    outermost pixel). Central differences of ``_design`` (a polynomial; 1 px steps).
+    """
+    b = _design(qx, qy, c, norm)
+    bx = (_design(qx + 1.0, qy, c, norm) - _design(qx - 1.0, qy, c, norm)) * (0.5 * half_px)
+    by = (_design(qx, qy + 1.0, c, norm) - _design(qx, qy - 1.0, c, norm)) * (0.5 * half_px)
+    rows = (b[:, 0], b[:, 1], bx[:, 0], by[:, 0], bx[:, 1], by[:, 1])
+    return torch.stack(rows, dim=1)
+
+
+def _effective_design(
+    info_local: Tensor,
+    qx: Tensor,
+    qy: Tensor,
+    c: tuple[float, float],
+    norm: float,
+    half_px: float,
+) -> Tensor:
+    """What a patch's measured shift really responds to, per coefficient (K, 2, 8).
+
+    A patch fits a shift with its local stretch held at zero; a warp change ``dphi``
+    moves it by ``B dphi`` and stretches it by ``G dphi`` (``_local_design``), and the
+    stretch leaks into the fitted shift through the cross-information ``C``:
+    ``delta = B dphi + I^-1 C G dphi``, ``I6 = [[I, C], [C^T, D]]``. Where a shift and a
+    stretch cancel (radial structure under a zoom or a radial term: a Siemens star) the
+    patch measures nothing, and this design says so, where ``B`` alone claimed it pinned.
+    """
+    j = _local_design(qx, qy, c, norm, half_px)  # (K, 6, 8)
+    i2 = info_local[:, :2, :2]
+    cross = info_local[:, :2, 2:]
+    h = i2 @ j[:, :2] + cross @ j[:, 2:]
+    return torch.linalg.pinv(i2, hermitian=True) @ h
 
 
 # --------------------------------------------------------------------------- images
@@ -945,6 +993,17 @@ def _with_model_variance(info: Tensor, model_var: float) -> Tensor:
     return torch.stack((torch.stack((w00, w01), -1), torch.stack((w01, w11), -1)), -2)
 
 
+def _safe_inverse(n_mat: Tensor) -> Tensor:
+    """Inverse of a symmetric positive semi-definite normal matrix (equilibrated, eigenvalues
+    floored at 1e-12 of the unit diagonal: a direction nothing constrains gets a huge
+    variance, not an error)."""
+    scale = torch.sqrt(n_mat.diagonal().clamp(min=1e-30))
+    m = n_mat / scale[:, None] / scale[None, :]
+    vals, vecs = torch.linalg.eigh(m)
+    inv_vals = 1.0 / vals.clamp(min=1e-12)
+    return (vecs * inv_vals) @ vecs.T / scale[:, None] / scale[None, :]
+
+
 def _model_variance(e: Tensor, info: Tensor) -> float:
     """Isotropic variance (px^2) to add to every patch so the median m^2 is chi2(2)'s."""
 
@@ -1080,10 +1139,36 @@ def _fit_params(
     new = _params_from_coeffs(phi_new.numpy(), current.principal_point_px)
     if cov_out is not None:
         cov = torch.zeros(_N_PARAMS, _N_PARAMS, dtype=torch.float64)
+        cov_local = torch.zeros(_N_PARAMS, _N_PARAMS, dtype=torch.float64)
         if free:
             idx = [active[i] for i in free]
             cov[np.ix_(idx, idx)] = torch.linalg.inv(n_mat)
+            if fit.info_local is not None and isinstance(patches, PixelPatches):
+                # The same fit seen through each patch's local affine motion: the
+                # information the patches really hold about the coefficients
+                # (``_local_design``), with the same robust weights, model variance
+                # (on the shift) and prior; what the gate extrapolates with.
+                b_eff = _effective_design(
+                    fit.info_local[keep], qx, qy, c, half_diagonal(h48, w48), patches.size - 1
+                )[:, :, idx]
+                iw = weights * wk[:, None, None]
+                n_loc = (b_eff.transpose(1, 2) @ iw @ b_eff).sum(0) + rw[:, idx].T @ rw[:, idx]
+                cov_local[np.ix_(idx, idx)] = _safe_inverse(n_loc)
+            else:
+                cov_local = cov.clone()
         cov_out["cov"] = cov
+        cov_out["cov_local"] = cov_local
+        gain = torch.zeros(_FRAME_GRID[0] * _FRAME_GRID[1], dtype=torch.float64)
+        if free:
+            idx = [active[i] for i in free]
+            gx, gy = _frame_points(frame_hw)
+            bq = _design(gx, gy, c, half_diagonal(h48, w48))[:, :, idx]  # (Q, 2, F)
+            # Influence of patch k's shift on the warp at q: B(q) N^-1 B_k^T W_k (Q, K, 2, 2).
+            right = bmat[:, :, idx].transpose(1, 2) @ (weights * wk[:, None, None])  # (K, F, 2)
+            left = bq @ torch.linalg.inv(n_mat)  # (Q, 2, F)
+            infl = torch.einsum("qaf,kfb->qkab", left, right)
+            gain = torch.linalg.matrix_norm(infl, ord=2).sum(1)
+        cov_out["bias_gain"] = gain
     return new, hit
 
 
@@ -1284,7 +1369,14 @@ def _psnr_local_gain(
 def _decide(figures: dict[str, float], th: GateThresholds) -> AlignmentGate:
     reasons: list[str] = []
     res = figures["residual_rms_px"]
-    if not math.isfinite(res):
+    frame = figures.get("warp_error_max_px", float("nan"))
+    if not math.isfinite(res) and frame > th.max_frame_error_px:
+        reasons.append(
+            "too little matching structure to measure the remaining misalignment over the "
+            f"whole frame: the warp is extrapolated (up to {frame:.2f} px uncertain, limit "
+            f"{th.max_frame_error_px:.2f} px) where there is no structure"
+        )
+    elif not math.isfinite(res):
         reasons.append("too little matching structure to measure the remaining misalignment")
     elif res > th.max_residual_rms_px:
         reasons.append(
@@ -1339,6 +1431,7 @@ def _shifted(
         ncc=fit.ncc,
         usable=fit.usable,
         textured=fit.textured,
+        info_local=fit.info_local,
     )
 
 
@@ -1347,12 +1440,16 @@ def _without(fit: _PatchFit, drop: Tensor) -> _PatchFit:
     if not bool(drop.any()):
         return fit
     keep = ~drop
+    local = fit.info_local
     return PatchShifts(
         delta=fit.delta,
         info=torch.where(keep[:, None, None], fit.info, torch.zeros_like(fit.info)),
         ncc=fit.ncc,
         usable=fit.usable & keep,
         textured=fit.textured & keep,
+        info_local=None
+        if local is None
+        else torch.where(keep[:, None, None], local, torch.zeros_like(local)),
     )
 
 
@@ -1436,17 +1533,50 @@ def _point_std(
     return torch.sqrt(var.clamp(min=0.0))
 
 
-def _frame_std(cov: Tensor, params: WarpParams, frame_hw: tuple[int, int]) -> float:
-    """RMS over the output frame of the warp's standard deviation (48MP px) given ``cov``."""
+_FRAME_GRID = (13, 17)  # rows, columns of the points the gate checks the warp at
+
+
+def _frame_points(frame_hw: tuple[int, int]) -> tuple[Tensor, Tensor]:
+    """(x, y) of a 17x13 grid from edge to edge of the output frame (corners included)."""
     h48, w48 = frame_hw
-    x = torch.linspace(0, w48 - 1, 17, dtype=torch.float64)
-    y = torch.linspace(0, h48 - 1, 13, dtype=torch.float64)
+    x = torch.linspace(0, w48 - 1, _FRAME_GRID[1], dtype=torch.float64)
+    y = torch.linspace(0, h48 - 1, _FRAME_GRID[0], dtype=torch.float64)
     gy, gx = torch.meshgrid(y, x, indexing="ij")
-    b = _design(
-        gx.reshape(-1), gy.reshape(-1), params.principal_point(h48, w48), half_diagonal(h48, w48)
-    )  # (N, 2, 8)
-    var = (b @ cov @ b.transpose(1, 2)).diagonal(dim1=1, dim2=2).sum(-1)
-    return float(torch.sqrt(var.clamp(min=0.0).mean()))
+    return gx.reshape(-1), gy.reshape(-1)
+
+
+def _frame_std(cov: Tensor, params: WarpParams, frame_hw: tuple[int, int]) -> tuple[float, float]:
+    """The warp's standard deviation (48MP px, both axes) given ``cov`` over the output
+    frame: (RMS, largest) on a 17x13 grid of points from edge to edge (corners included)."""
+    h48, w48 = frame_hw
+    gx, gy = _frame_points(frame_hw)
+    b = _design(gx, gy, params.principal_point(h48, w48), half_diagonal(h48, w48))  # (N, 2, 8)
+    var = (b @ cov @ b.transpose(1, 2)).diagonal(dim1=1, dim2=2).sum(-1).clamp(min=0.0)
+    return float(torch.sqrt(var.mean())), float(torch.sqrt(var.max()))
+
+
+#: Systematic error (48MP px) shared by the pixel patches that the gate propagates with
+#: the fit's absolute influences: on the simulator the frame error divided by that
+#: influence was 0.02-0.07 px on textured scenes (tone-mapping biases of edge profiles).
+_PATCH_BIAS_PX = 0.02
+
+
+def _frame_error_bound(
+    cov: Tensor, bias_gain: Tensor, params: WarpParams, frame_hw: tuple[int, int]
+) -> float:
+    """Largest error bound of the warp over the frame grid (48MP px), corners included.
+
+    At each point ``q`` of ``_frame_points``: ``hypot(sd(q), b G(q))``, ``sd`` the
+    standard deviation from ``cov`` (independent patch errors) and ``G(q) = sum_k
+    ||B(q) N^-1 B_k^T W_k||`` the fit's absolute influence (``_fit_params``), times
+    ``b = _PATCH_BIAS_PX``: what a bias shared by the patches becomes at ``q``. Inside
+    the structure ``G`` is about 2; extrapolated from a central disc into the corners
+    (Siemens star) it reaches 60-120, well-spread textured frames 10-40.
+    """
+    gx, gy = _frame_points(frame_hw)
+    sd = _point_std(cov, params, gx, gy, frame_hw)
+    bound = torch.sqrt(sd**2 + (_PATCH_BIAS_PX * bias_gain) ** 2)
+    return float(bound.max())
 
 
 def _gate_residual(
@@ -1697,13 +1827,24 @@ def register(
                 figures["coarse_fine_px"] = _warp_difference(
                     params_cells, None, params, flow, frame_hw, qx_c, qy_c
                 )
-            if "cov" in cov_out and math.isfinite(residual):
-                # What the check patches cannot see: the uncertainty of the fitted warp,
-                # RMS over the whole frame (extrapolation into structureless corners).
-                spread = _frame_std(cov_out["cov"], params, frame_hw)
+            if "cov_local" in cov_out and math.isfinite(residual):
+                # What the check patches cannot see: the uncertainty of the fitted warp
+                # over the whole frame (extrapolation into structureless corners), from
+                # the information the fit patches hold about their local affine motion
+                # (a shift alone claimed zoom and k1 pinned on a Siemens star, whose
+                # radial structure cannot see them: 2 px off, figure 0.15 px).
+                spread, worst = _frame_std(cov_out["cov_local"], params, frame_hw)
                 figures["residual_measured_px"] = residual
                 figures["warp_uncertainty_px"] = spread
+                figures["warp_uncertainty_max_px"] = worst
+                figures["warp_error_max_px"] = _frame_error_bound(
+                    cov_out["cov_local"], cov_out["bias_gain"], params, frame_hw
+                )
                 residual = math.hypot(residual, spread)
+                if figures["warp_error_max_px"] > pre.gate.max_frame_error_px:
+                    # The check patches measured where the structure is; elsewhere the
+                    # warp is an extrapolation that may be off by pixels: unmeasured.
+                    residual = float("nan")
             n_tex = int(vfit.textured.sum())
             matched = int((vfit.textured & (vfit.ncc >= _NCC_MATCH)).sum())
             figures["matched_fraction"] = matched / n_tex if n_tex >= 8 else float("nan")
