@@ -302,12 +302,22 @@ def safety_checks(
     return checks
 
 
-def _run_model(pair: CapturePair, options: ConvertOptions) -> tuple[BaselineResult, str]:
+def _run_model(
+    pair: CapturePair,
+    options: ConvertOptions,
+    *,
+    progress: ProgressCallback = no_progress,
+    cancel: CancelToken | None = None,
+) -> tuple[BaselineResult, str]:
     """The learned two-head model as a method result, and its checkpoint hash.
+
+    Frames above ``WHOLE_IMAGE_MAX_PIXELS`` run tile by tile, reporting each tile
+    (stage ``"tiles"``) and checking ``cancel`` between tiles.
 
     Raises:
         CheckpointError: the checkpoint is missing, corrupt or mismatched (the caller
             records it and falls back).
+        CancelledError: cancelled between tiles.
     """
     from core.model.infer import (
         WHOLE_IMAGE_MAX_PIXELS,
@@ -318,16 +328,17 @@ def _run_model(pair: CapturePair, options: ConvertOptions) -> tuple[BaselineResu
     )
 
     model = load_model(options.model_path) if options.model_path else load_default_model()
-    run = predict if pair.camera48[0].size <= WHOLE_IMAGE_MAX_PIXELS else predict_tiled
-    out = run(
-        model,
-        pair.camera48,
-        pair.anchor,
-        pair.raw12.cfa,
-        pair.wb_gains,
-        unclipped=pair.unclipped,
-        demosaic_method=options.demosaic,
-    )
+    args = (model, pair.camera48, pair.anchor, pair.raw12.cfa, pair.wb_gains)
+    if pair.camera48[0].size <= WHOLE_IMAGE_MAX_PIXELS:
+        out = predict(*args, unclipped=pair.unclipped, demosaic_method=options.demosaic)
+    else:
+        out = predict_tiled(
+            *args,
+            unclipped=pair.unclipped,
+            demosaic_method=options.demosaic,
+            progress=progress,
+            cancel=cancel,
+        )
     result = BaselineResult(
         "model", out.camera48, out.gain_lowres, out.global_gain, out.cell_px48, dict(out.stats)
     )
@@ -396,7 +407,7 @@ def choose_method(
         if name == "model":
             gain_field_halo()
             try:
-                result, model_hash = _run_model(pair, options)
+                result, model_hash = _run_model(pair, options, progress=progress, cancel=token)
             except (CheckpointError, ShapeError) as err:
                 reasons.append(f"model unavailable ({err})")
                 log.warning("%s", reasons[-1])

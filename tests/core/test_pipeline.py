@@ -232,3 +232,44 @@ def test_large_frames_run_the_model_tile_by_tile(
     assert whole.decision.used == tiled.decision.used == "model"
     assert "tiles" in tiled.baseline.stats and "tiles" not in whole.baseline.stats
     assert float(np.abs(tiled.baseline.camera48 - whole.baseline.camera48).max()) < 1e-3
+
+
+def test_tiled_model_reports_tiles_and_cancels_between_them(
+    sim_pair_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The tiled model (forced here on the small pair) reports every tile through convert's
+    # progress and checks the cancel token before each one: cancelling while the gain grid
+    # is computed stops before the first tile, and no file is left.
+    import core.model.infer as infer
+
+    monkeypatch.setattr(infer, "WHOLE_IMAGE_MAX_PIXELS", 1000)
+    events: list[Progress] = []
+    convert(
+        sim_pair_dir / "raw12.dng",
+        sim_pair_dir / "proraw48.dng",
+        tmp_path / "done.dng",
+        progress=events.append,
+    )
+    tiles = [e for e in events if e.stage == "tiles"]
+    assert tiles and tiles[-1].done == tiles[-1].total
+
+    token = CancelToken()
+    seen: list[str] = []
+
+    def cancel_at_gain_grid(event: Progress) -> None:
+        seen.append(event.stage)
+        if event.stage == "model" and event.message == "gain grid":
+            token.cancel()
+
+    out = tmp_path / "cancelled"
+    out.mkdir()
+    with pytest.raises(CancelledError):
+        convert(
+            sim_pair_dir / "raw12.dng",
+            sim_pair_dir / "proraw48.dng",
+            out / "o.dng",
+            progress=cancel_at_gain_grid,
+            cancel=token,
+        )
+    assert "model" in seen and "tiles" not in seen
+    assert list(out.iterdir()) == []
