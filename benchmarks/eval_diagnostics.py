@@ -1,6 +1,7 @@
 """Diagnostics: accuracy per head, learned vs classical, and time per image (issue 7).
 
     python benchmarks/eval_diagnostics.py [--checkpoint C] [--seeds 40] [--threads 1]
+                                          [--labels scene_referenced|as_rendered|both]
 
 Sets (``training.diagnostics``, the same ones the training run reports):
 
@@ -11,6 +12,12 @@ Sets (``training.diagnostics``, the same ones the training run reports):
 Accuracy (``core.diagnostics.evaluation``): exposure = class (under/well/over) correct;
 white balance = both correction gains within +-0.05 of the truth; saturation = class
 correct, on chromatic images only (grey charts cannot show saturation).
+
+Labels (``core.diagnostics.synthetic.LABEL_DEFINITIONS``): ``scene_referenced`` (the
+default: each clean image placed at the reference key and chroma before it is degraded)
+and ``as_rendered`` (the first definition, whose exposure and saturation labels are not
+identifiable on unseen scene types); ``both`` prints the tables for each, on the same
+scenes and degradations.
 
 Time per image: ``optimize_corrections`` end to end on a held-out 128x96 image and on a
 4032x3024 (12 MP) image, as ratios to one ``np.mean`` pass over the same 12 MP image
@@ -30,7 +37,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from core.diagnostics import load_diagnostic_model, optimize_corrections
-from core.diagnostics.synthetic import HOLDOUT_SCENES
+from core.diagnostics.synthetic import HOLDOUT_SCENES, LABEL_DEFINITIONS
 from training.diagnostics import (
     DiagConfig,
     evaluate_net,
@@ -53,29 +60,35 @@ def main() -> int:
     p.add_argument("--checkpoint", type=Path, default=None, help="default: the shipped model")
     p.add_argument("--seeds", type=int, default=40)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument(
+        "--labels", choices=[*LABEL_DEFINITIONS, "both"], default="both", help="label definition"
+    )
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     model = load_diagnostic_model(args.checkpoint)
     cfg = DiagConfig()
-    held = heldout_samples(cfg, args.seeds)
-    seen = seen_samples(cfg, args.seeds)
-    res = evaluate_net(model.net, held, seen)
     print(f"model {model.path.name} {model.hash[:16]}, torch threads {args.threads}")
-    for title, table, n in (
-        (f"held-out scene types ({', '.join(HOLDOUT_SCENES)})", res.heldout, len(held)),
-        ("training scene types, unseen seeds", res.seen, len(seen)),
-    ):
-        n_sat = next(iter(table.values())).n_saturation
-        print(f"\n{title}: n = {n} (saturation: {n_sat} chromatic)")
-        print(
-            f"{'method':10s} {'exposure':>9s} {'WB +-0.05':>10s} {'saturation':>11s} "
-            f"{'WB err':>7s} {'|ln g| err':>10s}"
-        )
-        for method, s in table.items():
+    defs = list(LABEL_DEFINITIONS) if args.labels == "both" else [args.labels]
+    held = []
+    for labels in defs:
+        held = heldout_samples(cfg, args.seeds, labels)
+        seen = seen_samples(cfg, args.seeds, labels)
+        res = evaluate_net(model.net, held, seen)
+        for title, table, n in (
+            (f"held-out scene types ({', '.join(HOLDOUT_SCENES)})", res.heldout, len(held)),
+            ("training scene types, unseen seeds", res.seen, len(seen)),
+        ):
+            n_sat = next(iter(table.values())).n_saturation
+            print(f"\n[{labels}] {title}: n = {n} (saturation: {n_sat} chromatic)")
             print(
-                f"{method:10s} {s.exposure:9.1%} {s.white_balance:10.1%} {s.saturation:11.1%} "
-                f"{s.wb_error:7.3f} {s.log_gamma_error:10.3f}"
+                f"{'method':10s} {'exposure':>9s} {'WB +-0.05':>10s} {'saturation':>11s} "
+                f"{'WB err':>7s} {'|ln g| err':>10s}"
             )
+            for method, s in table.items():
+                print(
+                    f"{method:10s} {s.exposure:9.1%} {s.white_balance:10.1%} "
+                    f"{s.saturation:11.1%} {s.wb_error:7.3f} {s.log_gamma_error:10.3f}"
+                )
     small = held[0].image
     rng = np.random.default_rng(0)
     big = rng.uniform(0.0, 1.0, (3, 3024, 4032)).astype(np.float32)

@@ -4,12 +4,16 @@
     evaluate  [--checkpoint C] [--seeds N] [--out FILE.md]
     calibrate [--seeds N]          fit the classical thresholds on the training split
 
-Data: clean linear images (simulator scenes minus ``HOLDOUT_SCENES``, plus crops of the
-real Bayer DNG in ``../shared/data/real`` demosaiced with ``core.demosaic``), each drawn
-with a random crop and flip, area-averaged to ``data.work_px``, auto-exposed with jitter,
-degraded by ``core.diagnostics.synthetic`` (gamma, desaturation, colour cast; the
-inverses are the labels) and reduced to the analysis thumbnail. The held-out split is by
-scene type: ``HOLDOUT_SCENES`` never appear in training.
+Data: clean linear images (simulator scenes minus ``HOLDOUT_SCENES``, dead-leaves scenes
+with random palettes and lighting, photographs bundled with installed packages
+(:data:`EXTRA_PHOTOS`), plus crops of the real Bayer DNG in ``../shared/data/real``
+demosaiced with ``core.demosaic``), each drawn with a random crop and flip, area-averaged
+to ``data.work_px``, auto-exposed with jitter, placed at the scene-referenced reference
+(``data.labels``), degraded by ``core.diagnostics.synthetic`` (gamma, desaturation, colour
+cast; the inverses are the labels) and reduced to the analysis thumbnail. The held-out
+split is by scene type: ``HOLDOUT_SCENES`` never appear in training, nor in the
+validation set (:func:`validation_samples`, training types, its own seeds) that a run
+reports for model selection.
 
 Runs are recorded in the SQLite registry (``training.tracking``) under ``ROOT/<name>``
 with TensorBoard scalars; the checkpoint is ``ROOT/<name>/model.pt`` and ``--ship``
@@ -52,10 +56,14 @@ from core.diagnostics.synthetic import (
     AE_JITTER_EV,
     AE_TARGET,
     HOLDOUT_SCENES,
+    LABEL_DEFINITIONS,
+    LabelDefinition,
     SyntheticSample,
     balance_scene,
+    check_labels,
     degrade_t,
     make_samples,
+    place_reference_t,
     sample_degradation,
     train_scenes,
 )
@@ -80,6 +88,7 @@ DEFAULT_REAL_DNG = "../shared/data/real/bayer_canon550d_magiclantern_colorchart.
 #: Seeds of the evaluation sets (training pool seeds are below 10000).
 HELDOUT_SEED0 = 10_000
 SEEN_SEED0 = 20_000
+VALIDATION_SEED0 = 30_000
 
 
 # --------------------------------------------------------------------------- config
@@ -100,11 +109,17 @@ class DataSection:
 
     ``scene_h`` x ``scene_w``: simulator scenes (multiples of 4); ``pool_per_scene``: seeds
     per training scene type; ``crop_min``: smallest crop side as a fraction of the image;
-    ``work_px``: side the crop is averaged to before it is degraded; ``real_dng``: the real
+    ``work_px``: side the crop is averaged to before it is degraded (``work_w``: its width
+    when not 0; ``work_px`` x ``work_w`` = the simulator size with ``crop_min`` 1 degrades
+    the scene at the evaluation images' resolution); ``real_dng``: the real
     Bayer DNG (relative to the repository; "" for none); ``real_share``: fraction of each
     batch drawn from it; ``collage``: probability that a sample is two views side by side;
     ``hue_rotation``: probability that its chroma is rotated by a random angle (greys,
-    luminance and chroma magnitude kept).
+    luminance and chroma magnitude kept); ``labels``: the label definition
+    (``core.diagnostics.synthetic.LABEL_DEFINITIONS``), also used by the evaluation sets;
+    ``procedural``: dead-leaves images added to the pool (:func:`dead_leaves`);
+    ``photos``: also use the extra photographs bundled with installed packages
+    (:data:`EXTRA_PHOTOS`), never the held-out ones.
     """
 
     pool_per_scene: int = 24
@@ -113,11 +128,15 @@ class DataSection:
     scene_w: int = 192
     crop_min: float = 0.6
     work_px: int = 96
+    work_w: int = 0
     batch: int = 64
     real_dng: str = DEFAULT_REAL_DNG
     real_share: float = 0.08
     collage: float = 0.0
     hue_rotation: float = 0.0
+    labels: str = "scene_referenced"
+    procedural: int = 0
+    photos: bool = False
 
 
 @dataclass(frozen=True)
@@ -174,10 +193,13 @@ class DiagConfig:
             "data.scene_w": d.scene_w >= 32 and d.scene_w % 4 == 0,
             "data.crop_min": 0.1 <= d.crop_min <= 1.0,
             "data.work_px": THUMB_PX <= d.work_px <= min(d.scene_h, d.scene_w),
+            "data.work_w": d.work_w == 0 or THUMB_PX <= d.work_w <= d.scene_w,
             "data.batch": d.batch >= 2,
             "data.real_share": 0.0 <= d.real_share <= 1.0,
             "data.collage": 0.0 <= d.collage <= 1.0,
             "data.hue_rotation": 0.0 <= d.hue_rotation <= 1.0,
+            "data.labels": d.labels in LABEL_DEFINITIONS,
+            "data.procedural": d.procedural >= 0,
             "optim.steps": o.steps >= 1,
             "optim.lr": 0 < o.lr < 1,
             "optim.weight_decay": o.weight_decay >= 0,
@@ -271,14 +293,107 @@ def load_real_image(path: str | Path, block: int = 3) -> np.ndarray | None:
     return np.ascontiguousarray(small, dtype=np.float32)
 
 
+#: Extra photographs shipped inside installed packages (no download): (package, path inside
+#: it). None of them shows a held-out scene (the cat photo ``chelsea.png`` is held out).
+EXTRA_PHOTOS: tuple[tuple[str, str], ...] = (
+    ("matplotlib", "mpl-data/sample_data/grace_hopper.jpg"),
+    ("matplotlib", "mpl-data/sample_data/Minduka_Present_Blue_Pack.png"),
+    ("skimage", "data/motorcycle_right.png"),
+)
+
+
+def load_photo(package: str, rel: str, max_side_px: int = 288) -> np.ndarray | None:
+    """An 8-bit sRGB photograph bundled with ``package``: linear working-space float32
+    (3, H, W), block-averaged so the long side is at most ``max_side_px``; None (logged)
+    when the package or file is absent."""
+    import importlib
+
+    from PIL import Image
+
+    try:
+        mod = importlib.import_module(package)
+    except ImportError:
+        log.warning("photo %s/%s skipped: %s not installed", package, rel, package)
+        return None
+    path = Path(str(mod.__file__)).parent / rel
+    if not path.is_file():
+        log.warning("photo %s skipped: not installed", path)
+        return None
+    with Image.open(path) as im:
+        rgb = np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
+    lin = np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
+    f = max(1, -(-max(lin.shape[:2]) // max_side_px))
+    h, w = lin.shape[0] // f, lin.shape[1] // f
+    small = lin[: h * f, : w * f].reshape(h, f, w, f, 3).mean(axis=(1, 3))
+    return np.ascontiguousarray(np.moveaxis(small, -1, 0), dtype=np.float32) + np.float32(2e-4)
+
+
+def dead_leaves(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
+    """A procedural scene with varied statistics, working space (neutral = grey).
+
+    Occluding discs and rectangles (dead-leaves model, sizes with density ~ r**-3, so
+    the spectrum is natural-image-like) with reflectances from a per-image palette: a
+    random dominant hue and colourfulness (some scenes nearly grey, some strongly tinted),
+    about 15 % neutral surfaces, log-uniform lightness 0.02-0.9; lit by a smooth gradient
+    of 0-3 EV and a few specular highlights (neutral, 1.5-8 x white). Float32 (3, h, w).
+    """
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    hue0 = rng.uniform(0.0, 2.0 * math.pi)
+    bias = rng.uniform(0.0, 0.25)
+    colourful = rng.uniform(0.05, 0.6)
+    img = np.full((3, h, w), rng.uniform(0.05, 0.4), np.float32)
+    r_min, r_max = 2.0, 0.6 * max(h, w)
+    for _ in range(int(rng.integers(150, 400))):
+        u = rng.random()
+        r = 1.0 / math.sqrt(u / r_min**2 + (1 - u) / r_max**2)
+        cy, cx = rng.uniform(0, h), rng.uniform(0, w)
+        if rng.random() < 0.5:
+            mask = (yy - cy) ** 2 + (xx - cx) ** 2 <= r * r
+        else:
+            a = rng.uniform(0.3, 1.0)
+            mask = (np.abs(yy - cy) <= r * a) & (np.abs(xx - cx) <= r / a)
+        light = math.exp(rng.uniform(math.log(0.02), math.log(0.9)))
+        if rng.random() < 0.15:
+            chroma_uv = np.zeros(2)
+        else:
+            hue = rng.uniform(0.0, 2.0 * math.pi)
+            c = colourful * rng.uniform(0.2, 1.0)
+            chroma_uv = c * np.array([math.cos(hue), math.sin(hue)]) + bias * np.array(
+                [math.cos(hue0), math.sin(hue0)]
+            )
+        col = light * (1.0 + _CHROMA_BASIS.numpy().T @ chroma_uv)
+        img[:, mask] = np.maximum(col, 0.01 * light).astype(np.float32)[:, None]
+    ev = rng.uniform(0.0, 3.0)
+    ang = rng.uniform(0.0, 2.0 * math.pi)
+    ramp = (math.cos(ang) * xx / w + math.sin(ang) * yy / h) * ev
+    img *= np.exp2(ramp - ramp.max()).astype(np.float32)[None]
+    for _ in range(int(rng.integers(0, 4))):
+        cy, cx, r = rng.uniform(0, h), rng.uniform(0, w), rng.uniform(1.0, 4.0)
+        spot = np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * r * r)) * rng.uniform(1.5, 8.0)
+        img += spot.astype(np.float32)[None]
+    return img
+
+
 def build_pool(cfg: DiagConfig, scenes: list[str]) -> tuple[list[PoolImage], PoolImage | None]:
-    """Clean training images: ``pool_per_scene`` seeds of each scene, and the real image."""
+    """Clean training images: ``pool_per_scene`` seeds of each scene, ``data.procedural``
+    dead-leaves images, the extra photographs (``data.photos``), and the real image."""
     d = cfg.data
     pool = [
         PoolImage(name, s, balance_scene(make_scene(name, d.scene_h, d.scene_w, seed=s)))
         for name in scenes
         for s in range(d.pool_per_scene)
     ]
+    pool += [
+        PoolImage(
+            "dead_leaves", s, dead_leaves(d.scene_h, d.scene_w, np.random.default_rng([9, s]))
+        )
+        for s in range(d.procedural)
+    ]
+    if d.photos:
+        for package, rel in EXTRA_PHOTOS:
+            img = load_photo(package, rel)
+            if img is not None:
+                pool.append(PoolImage(f"photo_{Path(rel).stem}", 0, img))
     real = None
     if d.real_dng and d.real_share > 0:
         img = load_real_image(d.real_dng)
@@ -307,11 +422,15 @@ class Batch:
     chromatic: Tensor
 
 
-def _random_view(img: np.ndarray, rng: np.random.Generator, crop_min: float, px: int) -> Tensor:
-    """Random crop (sides crop_min..1 of the image) and flips, averaged to px x px."""
+def _random_view(
+    img: np.ndarray, rng: np.random.Generator, crop_min: float, px: int, pw: int | None = None
+) -> Tensor:
+    """Random crop (sides crop_min..1 of the image) and flips, averaged to px x pw (pw
+    None: px x px)."""
+    pw = px if pw is None else pw
     _, h, w = img.shape
     ch = max(px // 2, round(h * rng.uniform(crop_min, 1.0)))
-    cw = max(px // 2, round(w * rng.uniform(crop_min, 1.0)))
+    cw = max(pw // 2, round(w * rng.uniform(crop_min, 1.0)))
     ch, cw = min(ch, h), min(cw, w)
     y0 = int(rng.integers(0, h - ch + 1))
     x0 = int(rng.integers(0, w - cw + 1))
@@ -321,7 +440,7 @@ def _random_view(img: np.ndarray, rng: np.random.Generator, crop_min: float, px:
     if rng.random() < 0.5:
         crop = crop[:, ::-1, :]
     t = torch.from_numpy(np.ascontiguousarray(crop))[None]
-    return nnf.adaptive_avg_pool2d(t, (px, px))[0]
+    return nnf.adaptive_avg_pool2d(t, (px, pw))[0]
 
 
 #: Orthonormal basis of the chroma plane {d : 0.25 d_R + 0.5 d_G + 0.25 d_B = 0}.
@@ -380,7 +499,7 @@ def sample_batch(
         else:
             group = by_scene[names[int(rng.integers(len(names)))]]
             src = group[int(rng.integers(len(group)))]
-        return _random_view(src.image, rng, d.crop_min, d.work_px)
+        return _random_view(src.image, rng, d.crop_min, d.work_px, d.work_w or d.work_px)
 
     views, degr = [], []
     for _ in range(d.batch):
@@ -403,6 +522,9 @@ def sample_batch(
     gamma = torch.tensor([g.gamma for g in degr])
     sat = torch.tensor([g.saturation for g in degr])
     cast = torch.tensor([g.cast for g in degr])
+    if cfg.data.labels == "scene_referenced":
+        clean, placed_chromatic = place_reference_t(clean, gamma)
+        chromatic = placed_chromatic.float()
     degraded = degrade_t(clean, gamma, sat, cast)
     thumbs = nnf.adaptive_avg_pool2d(degraded, (THUMB_PX, THUMB_PX))
     axes = torch.tensor([axes_from_gains(g.correction_gains) for g in degr])
@@ -531,20 +653,46 @@ class EvalResult:
         return out
 
 
-def heldout_samples(cfg: DiagConfig, n_seeds: int | None = None) -> list[SyntheticSample]:
-    """The held-out set: HOLDOUT_SCENES x ``n_seeds`` seeds (default ``eval.seeds``)."""
+def _labels(cfg: DiagConfig, labels: str | None) -> LabelDefinition:
+    return check_labels(cfg.data.labels if labels is None else labels)
+
+
+def heldout_samples(
+    cfg: DiagConfig, n_seeds: int | None = None, labels: str | None = None
+) -> list[SyntheticSample]:
+    """The held-out set: HOLDOUT_SCENES x ``n_seeds`` seeds (default ``eval.seeds``), with
+    the label definition ``labels`` (default ``data.labels``)."""
     n = cfg.eval.seeds if n_seeds is None else n_seeds
     size = _parse_size(cfg.eval.size)
     seeds = range(HELDOUT_SEED0, HELDOUT_SEED0 + n)
-    return make_samples(HOLDOUT_SCENES, seeds, size=size, seed=cfg.eval.seed)
+    return make_samples(
+        HOLDOUT_SCENES, seeds, size=size, seed=cfg.eval.seed, labels=_labels(cfg, labels)
+    )
 
 
-def seen_samples(cfg: DiagConfig, n_seeds: int | None = None) -> list[SyntheticSample]:
+def seen_samples(
+    cfg: DiagConfig, n_seeds: int | None = None, labels: str | None = None
+) -> list[SyntheticSample]:
     """Unseen seeds of the training scene types (a quarter of ``eval.seeds`` each)."""
     n = max(1, (cfg.eval.seeds if n_seeds is None else n_seeds) // 4)
     size = _parse_size(cfg.eval.size)
     seeds = range(SEEN_SEED0, SEEN_SEED0 + n)
-    return make_samples(train_scenes(), seeds, size=size, seed=cfg.eval.seed + 1)
+    return make_samples(
+        train_scenes(), seeds, size=size, seed=cfg.eval.seed + 1, labels=_labels(cfg, labels)
+    )
+
+
+def validation_samples(
+    cfg: DiagConfig, n_seeds: int | None = None, labels: str | None = None
+) -> list[SyntheticSample]:
+    """Model-selection set: training scene types, seeds 30000+ (never the held-out types,
+    never the seeds of the pool or of the other sets); one quarter of ``eval.seeds`` each."""
+    n = max(1, (cfg.eval.seeds if n_seeds is None else n_seeds) // 4)
+    size = _parse_size(cfg.eval.size)
+    seeds = range(VALIDATION_SEED0, VALIDATION_SEED0 + n)
+    return make_samples(
+        train_scenes(), seeds, size=size, seed=cfg.eval.seed + 2, labels=_labels(cfg, labels)
+    )
 
 
 def evaluate_net(
@@ -668,6 +816,8 @@ def train(cfg: DiagConfig, *, root: Path, dry_run: bool = False) -> RunRecord:
     train_minutes = (time.perf_counter() - t0) / 60.0
     t_eval = time.perf_counter()
     res = evaluate_net(net, heldout_samples(cfg), seen_samples(cfg))
+    val = validation_samples(cfg)
+    val_scores = score(learned_estimate(net, thumbnails(val)), val)
     metrics: dict[str, Any] = {
         "steps": cfg.optim.steps,
         "minutes": round(train_minutes, 2),
@@ -676,6 +826,8 @@ def train(cfg: DiagConfig, *, root: Path, dry_run: bool = False) -> RunRecord:
     }
     metrics.update({f"final_loss_{k}": round(v, 5) for k, v in parts.items()})
     metrics.update(res.summary())
+    for head in ("exposure", "white_balance", "saturation"):
+        metrics[f"validation_learned_{head}"] = round(float(getattr(val_scores, head)), 4)
     ckpt = run_dir / MODEL_FILE
     digest = save_diagnostic_checkpoint(
         ckpt, net, {"run": cfg.run.name, "config": cfg.to_dict(), "metrics": metrics}

@@ -4,7 +4,8 @@ Inputs (from :mod:`core.diagnostics.features`): the ``THUMB_PX`` x ``THUMB_PX`` 
 input (N, 6, 32, 32) and the statistics vector (N, N_STATS). The image goes through a
 MobileNetV2 stem and inverted-residual blocks (1x1 expand, 3x3 depthwise, 1x1 linear
 projection, residual when the shape allows; ReLU6, batch norm) and global average pooling;
-the statistics through a two-layer MLP; both are concatenated and shared by the heads:
+the statistics through a two-layer MLP; both are concatenated and shared by the heads
+(optionally plus a linear map of the statistics, ``stats_skip``):
 
 - exposure: 3 logits (under / well / over) + log of the correction gamma;
 - white balance: (temperature_ev, tint_ev) of the correction (see core.diagnostics.types);
@@ -40,6 +41,10 @@ class DiagnosticNetConfig:
         stats_hidden: width of the statistics MLP.
         head_hidden: width of the shared layer before the heads.
         dropout: dropout before the heads (training only).
+        stats_skip: add a linear map of the statistics vector to every head output. The
+            classical estimates are (nearly) linear in the statistics (gray-world gains
+            are ``grayworld_log2_r/b``, the relative key is ``q50 - q99``), so the net can
+            start from them and learn what to add; False in the first model.
     """
 
     stem: int = 16
@@ -50,6 +55,7 @@ class DiagnosticNetConfig:
     stats_hidden: int = 64
     head_hidden: int = 128
     dropout: float = 0.1
+    stats_skip: bool = False
 
     def __post_init__(self) -> None:
         checks = {
@@ -67,8 +73,12 @@ class DiagnosticNetConfig:
                 raise ConfigError(f"model.{name}: invalid value {getattr(self, name)!r}")
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-able dict (tuples become lists)."""
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+        """Plain JSON-able dict (tuples become lists). ``stats_skip`` is left out while
+        False, so configs from before it existed (and their content hashes) are unchanged."""
+        out = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+        if not self.stats_skip:
+            del out["stats_skip"]
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DiagnosticNetConfig:
@@ -166,11 +176,16 @@ class DiagnosticNet(nn.Module):
         self.exposure_head = nn.Linear(cfg.head_hidden, 4)
         self.wb_head = nn.Linear(cfg.head_hidden, 2)
         self.saturation_head = nn.Linear(cfg.head_hidden, 4)
+        self.stats_skip = nn.Linear(N_STATS, 10) if cfg.stats_skip else None
 
     def forward(self, image: Tensor, stats: Tensor) -> DiagnosticOutput:
         """Shapes: image (N, 6, H, W) from ``net_input``; stats (N, N_STATS)."""
         feat = self.backbone(image).mean(dim=(2, 3))
         h = self.shared(torch.cat([feat, self.stats_mlp(stats)], dim=1))
         e = self.exposure_head(h)
+        wb = self.wb_head(h)
         s = self.saturation_head(h)
-        return DiagnosticOutput(e[:, :3], e[:, 3], self.wb_head(h), s[:, :3], s[:, 3])
+        if self.stats_skip is not None:
+            k = self.stats_skip(stats)
+            e, wb, s = e + k[:, :4], wb + k[:, 4:6], s + k[:, 6:]
+        return DiagnosticOutput(e[:, :3], e[:, 3], wb, s[:, :3], s[:, 3])

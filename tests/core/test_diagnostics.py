@@ -28,6 +28,7 @@ from core.diagnostics.estimators import classical_estimate
 from core.diagnostics.evaluation import score, thumbnails
 from core.diagnostics.features import (
     N_STATS,
+    STAT_NAMES,
     THUMB_PX,
     analysis_thumbnail,
     area_downsample,
@@ -37,6 +38,8 @@ from core.diagnostics.features import (
 )
 from core.diagnostics.net import DiagnosticNet, DiagnosticNetConfig
 from core.diagnostics.synthetic import (
+    REFERENCE_CHROMA,
+    REFERENCE_KEY_EV,
     Degradation,
     balance_scene,
     correct,
@@ -45,6 +48,8 @@ from core.diagnostics.synthetic import (
     degrade_t,
     exposure_class,
     make_samples,
+    place_reference,
+    relative_key_t,
     sample_degradation,
     saturation_class,
 )
@@ -117,6 +122,42 @@ def test_degradation_ranges_and_classes() -> None:
     assert exposure_class(1.05) == "well"
     assert saturation_class(0.7) == "under" and saturation_class(1.3) == "over"
     assert saturation_class(1.0) == "well"
+
+
+def test_reference_placement_sets_key_and_chroma() -> None:
+    """Scene-referenced labels: a low-key colourful image and a high-key pastel one both
+    reach the reference key (q50 - q99 of log2 luminance, EV) and, after the exposure
+    gamma, the reference gray-world-balanced chroma; a grey chart keeps chroma 0."""
+    rng = np.random.default_rng(3)
+    base = rng.uniform(0.0, 1.0, (1, 48, 64)).astype(np.float32)
+    tint = np.ones((3, 48, 64), np.float32)
+    tint[:, :, :32] = np.array([1.3, 1.0, 0.6], np.float32)[:, None, None]
+    tint[:, :, 32:] = np.array([0.7, 1.0, 1.4], np.float32)[:, None, None]
+    low_key = np.clip(base**6 * tint, 0.0, 0.9).astype(np.float32)
+    pastel = np.clip((0.3 + 0.6 * base) * (1.0 + 0.05 * (tint - 1.0)), 0, 0.95)
+    for img in (low_key, pastel.astype(np.float32)):
+        for gamma in (0.5, 1.0, 2.0):
+            ref, chromatic = place_reference(img, gamma)
+            assert chromatic
+            key = float(relative_key_t(torch.from_numpy(ref)[None])[0])
+            assert key == pytest.approx(REFERENCE_KEY_EV, abs=0.02)
+            shown = torch.from_numpy(analysis_thumbnail(ref**gamma))[None]
+            gw_chroma = float(global_stats(shown)[0, STAT_NAMES.index("chroma_grayworld")])
+            assert gw_chroma == pytest.approx(REFERENCE_CHROMA, abs=0.01)
+    grey = np.repeat(base * 0.8, 3, axis=0)
+    ref, chromatic = place_reference(grey, 1.0)
+    assert float(chroma(torch.from_numpy(ref)[None])[0]) < 1e-6 and not chromatic
+
+
+def test_label_definitions_share_degradations() -> None:
+    """Both label definitions draw the same degradations; only the clean reference
+    differs. An unknown definition is a ConfigError naming the valid ones."""
+    a = make_samples(["backlit"], range(2), size=(32, 48), labels="as_rendered")
+    b = make_samples(["backlit"], range(2), size=(32, 48), labels="scene_referenced")
+    assert [s.degradation for s in a] == [s.degradation for s in b]
+    assert not np.allclose(a[0].image, b[0].image)
+    with pytest.raises(ConfigError, match="scene_referenced"):
+        make_samples(["backlit"], range(1), size=(32, 48), labels="bogus")  # type: ignore[arg-type]
 
 
 def test_wb_axes_round_trip() -> None:

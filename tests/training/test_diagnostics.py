@@ -20,6 +20,7 @@ from training.diagnostics import (
     PoolImage,
     _best_pair,
     config_from_dict,
+    dead_leaves,
     load_config,
     load_real_image,
     main,
@@ -33,8 +34,23 @@ SHIPPED_CONFIG = REPO / "training" / "configs" / "diagnostics.toml"
 
 def test_shipped_config_loads() -> None:
     cfg = load_config(SHIPPED_CONFIG)
-    assert cfg.run.name == "v1.0_diag"
+    assert cfg.run.name == "v2.2_diag" and cfg.model.stats_skip
+    assert cfg.data.labels == "scene_referenced" and cfg.data.work_w == 128
+    assert cfg.data.procedural > 0 and cfg.data.photos
     assert cfg.data.work_px >= THUMB_PX and cfg.optim.threads >= 1
+
+
+def test_dead_leaves_is_deterministic_and_varied() -> None:
+    """Procedural content: finite, non-negative, deterministic for the generator state,
+    and different images differ in mean colour and key."""
+    a = dead_leaves(48, 64, np.random.default_rng(1))
+    assert a.shape == (3, 48, 64) and a.dtype == np.float32
+    assert np.isfinite(a).all() and a.min() >= 0.0
+    np.testing.assert_array_equal(a, dead_leaves(48, 64, np.random.default_rng(1)))
+    means = np.array(
+        [dead_leaves(48, 64, np.random.default_rng(s)).mean(axis=(1, 2)) for s in range(6)]
+    )
+    assert np.ptp(means[:, 0] / means[:, 1]) > 0.05
 
 
 @pytest.mark.parametrize(
@@ -44,6 +60,8 @@ def test_shipped_config_loads() -> None:
         ({"data": {"batch": 1}}, "data.batch"),
         ({"data": {"crop_min": "big"}}, "data.crop_min"),
         ({"data": {"bogus": 1}}, "data.bogus"),
+        ({"data": {"labels": "absolute"}}, "data.labels"),
+        ({"data": {"procedural": -1}}, "data.procedural"),
         ({"eval": {"size": "10x10"}}, "eval.size"),
         ({"model": {"widths": [4, 4]}}, "model.widths"),
         ({"extra": {}}, "extra"),
@@ -94,6 +112,19 @@ def test_batch_labels_match_their_degradations() -> None:
     # Deterministic for the generator state.
     again = sample_batch(_pool(), None, np.random.default_rng(5), cfg)
     assert torch.equal(b.thumbs, again.thumbs) and torch.equal(b.wb_axes, again.wb_axes)
+
+
+def test_views_at_the_evaluation_resolution() -> None:
+    """``work_w``: views of work_px x work_w (the simulator's 96x128 with crop_min 1 is the
+    evaluation image itself), still reduced to square thumbnails; scene-referenced
+    labels flag the grey card achromatic."""
+    cfg = DiagConfig().with_overrides(
+        data={"batch": 8, "work_px": 48, "work_w": 64, "crop_min": 1.0, "real_share": 0.0}
+    )
+    b = sample_batch(_pool(), None, np.random.default_rng(2), cfg)
+    assert b.thumbs.shape == (8, 3, THUMB_PX, THUMB_PX) and torch.isfinite(b.thumbs).all()
+    grey = sample_batch(_pool()[:1], None, np.random.default_rng(3), cfg)
+    assert not grey.chromatic.any()
 
 
 def test_hue_rotation_keeps_greys_luminance_and_chroma() -> None:
