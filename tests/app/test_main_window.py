@@ -304,7 +304,7 @@ def test_int8_signoff_writes_a_record_the_gate_accepts(qtbot, window, tmp_path):
     record = read_record(path)
     assert record.reviewer == "QA Reviewer" and record.model_hash == "sha256:feedbeef"
     assert record.scenes[0].note == f"{panel.scenes[0]} looks fine"
-    assert all(s.metrics == {} for s in record.scenes)  # no comparison ran for hash feedbeef: none invented
+    assert all(s.metrics == {} for s in record.scenes)  # hash feedbeef: never compared
     ok, why = gate_accepts(record, "sha256:feedbeef", panel.quantization(), panel.scenes)
     assert ok, why
     assert panel.records.count() == 1 and "accepted" in panel.records.item(0).text()
