@@ -26,7 +26,7 @@ from core.diagnostics.checkpoint import (
     LoadedDiagnosticModel,
     load_diagnostic_model,
 )
-from core.diagnostics.report import diagnose_file, format_diagnostics
+from core.diagnostics.report import advice_fields, diagnose_file, format_diagnostics
 from core.diagnostics.stability import (
     WbStabilityReport,
     wb_stability_captures,
@@ -51,6 +51,7 @@ __all__ = [
     "SceneInfo",
     "WbStabilityReport",
     "WhiteBalanceDiagnostic",
+    "advice_fields",
     "diagnose_file",
     "format_diagnostics",
     "generate_preview",

@@ -18,7 +18,7 @@ import numpy as np
 
 from core.diagnostics.advice import MethodRequest, optimize_corrections
 from core.diagnostics.stability import DEFAULT_GRID, LOCAL_CAST_EV, wb_stability_captures
-from core.diagnostics.types import SceneInfo
+from core.diagnostics.types import CorrectionAdvice, SceneInfo
 from core.errors import WrongKindError
 from core.jsonutil import to_jsonable
 from core.progress import CancelToken, Progress, ProgressCallback, no_progress
@@ -104,6 +104,19 @@ def diagnose_file(
         "kind": "Linear48 output" if linear48 else "LinearRaw DNG",
         "size": [int(out.image.shape[2]), int(out.image.shape[1])],
         "scale": {"baseline_exposure_ev": ev, "wb_gains": np.round(gains, 5).tolist()},
+        **advice_fields(advice),
+        "notes": notes,
+        "provenance": read_provenance(file) if linear48 else None,
+        "wb_stability": stability,
+    }
+    out_dict: dict[str, Any] = to_jsonable(result)
+    return out_dict
+
+
+def advice_fields(advice: CorrectionAdvice) -> dict[str, Any]:
+    """The advice's part of a :func:`diagnose_file` result (method, its provenance and the
+    three diagnostics as dicts): what :func:`format_diagnostics` reads besides the file."""
+    return {
         "method": advice.method,
         "method_requested": advice.method_requested,
         "fallback_reason": advice.fallback_reason,
@@ -111,12 +124,7 @@ def diagnose_file(
         "exposure": advice.exposure.to_dict(),
         "white_balance": advice.white_balance.to_dict(),
         "saturation": advice.saturation.to_dict(),
-        "notes": notes,
-        "provenance": read_provenance(file) if linear48 else None,
-        "wb_stability": stability,
     }
-    out_dict: dict[str, Any] = to_jsonable(result)
-    return out_dict
 
 
 def _num(v: Any, fmt: str, missing: str = "n/a") -> str:
