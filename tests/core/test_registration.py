@@ -18,6 +18,7 @@ import torch
 
 from core.errors import CancelledError, ConfigError, ShapeError
 from core.geometry.registration import (
+    GateThresholds,
     RegistrationError,
     apply_registration,
     load_presets,
@@ -175,3 +176,14 @@ def test_presets_load_and_validate_with_field_names(tmp_path):
     bad.write_text("{not json")
     with pytest.raises(ConfigError, match=r"p\.json"):
         load_presets(bad)
+
+
+def test_every_preset_states_every_gate_threshold():
+    # The presets file is the data the gate's report cites: no threshold may come from a
+    # code default silently (max_frame_error_px once did).
+    raw = json.loads(Path("resources/registration_presets.json").read_text())
+    fields = set(GateThresholds().as_dict())
+    for name, preset in raw["presets"].items():
+        assert set(preset["gate"]) == fields, name
+    for name, preset in load_presets().items():
+        assert preset.gate.as_dict() == {k: raw["presets"][name]["gate"][k] for k in fields}
