@@ -851,15 +851,21 @@ def truth_metrics(
     oo = float(np.sum(ov * ov))
     gain = float(np.sum(ov * tv) / oo) if oo > 0 else float("nan")
     fitted = float("nan")
+    # The log-domain metrics ignore a global gain except through ``floor``, which decides
+    # which pixels count: they see the output at the truth's exposure, so every method is
+    # judged on the same pixels whatever its own exposure.
+    o_log = o
     if math.isfinite(gain):
         fitted = psnr(o.astype(np.float64) * gain, t, peak=1.0, mask=sel)
+        if gain > 0:
+            o_log = (o * np.float32(gain)).astype(np.float32)
     return TruthMetrics(
         psnr_db=psnr(o, t, peak=1.0, mask=sel),
         gain=gain,
         psnr_gain_fitted_db=fitted,
-        ltm_residual_ev=ltm_residual(o, t, floor=floor, mask=m),
-        halo_indicator_ev=halo_indicator(o, t, floor=floor, mask=m),
-        gradient_correlation=gradient_correlation(o, t, floor=floor, mask=m),
+        ltm_residual_ev=ltm_residual(o_log, t, floor=floor, mask=m),
+        halo_indicator_ev=halo_indicator(o_log, t, floor=floor, mask=m),
+        gradient_correlation=gradient_correlation(o_log, t, floor=floor, mask=m),
     )
 
 

@@ -39,7 +39,6 @@ over the photometric terms, divided by the residual variance.
 
 from __future__ import annotations
 
-import itertools
 import math
 from dataclasses import dataclass
 
@@ -49,6 +48,7 @@ import torch.nn.functional as nnf
 from torch import Tensor
 
 from core.cfa import CfaPattern
+from core.edge_refine import anchor_noise_model
 from core.errors import ShapeError
 from core.geometry.grids import pixel_to_normalized
 from core.geometry.warp import WarpParams, flow_at, source_coords
@@ -179,42 +179,6 @@ class PixelData:
     noise: tuple[float, float]
 
 
-def _anchor_noise(anchor: np.ndarray, valid: np.ndarray) -> tuple[float, float]:
-    """Noise variance model ``a * A + b`` of the normalized anchor (shot + read noise).
-
-    From differences of same-colour horizontal neighbours, binned by level (robust
-    variance per bin, so texture inflates it little); a line through the bins.
-    """
-    d = anchor[:, 2:] - anchor[:, :-2]
-    lev = 0.5 * (anchor[:, 2:] + anchor[:, :-2])
-    ok = valid[:, 2:] & valid[:, :-2]
-    d, lev = d[ok], lev[ok]
-    if d.size < 64:
-        return 0.0, 1e-6
-    step = max(1, d.size // 400_000)
-    d, lev = d[::step], lev[::step]
-    edges = np.quantile(lev, np.linspace(0.0, 1.0, 11))
-    xs, vs = [], []
-    for lo, hi in itertools.pairwise(edges):
-        sel = (lev >= lo) & (lev <= hi)
-        if sel.sum() < 16:
-            continue
-        xs.append(float(np.mean(lev[sel])))
-        vs.append(float((1.4826 * np.median(np.abs(d[sel]))) ** 2 / 2.0))
-    if len(xs) < 2:
-        return 0.0, max(vs[0] if vs else 1e-6, 1e-12)
-    x, v = np.asarray(xs), np.asarray(vs)
-    if float(np.ptp(x)) <= 1e-6 * max(float(np.abs(x).max()), 1e-12):
-        return 0.0, max(float(np.median(v)), 1e-12)  # one level only: no slope to fit
-    # Relative errors (weights 1 / v): the dark bins, where read noise sets the floor,
-    # count as much as the bright ones; the floor is at least half the darkest bin's.
-    a, b = np.polyfit(x, v, 1, w=1.0 / np.maximum(v, 1e-20))
-    if a < 0:
-        a, b = 0.0, float(np.min(v))
-    b = max(float(b), 0.5 * float(v[int(np.argmin(x))]))
-    return float(a), max(b, 1e-12)
-
-
 def _dilate(mask: np.ndarray, radius: int) -> np.ndarray:
     """Binary dilation of a 2-D bool mask by a (2 radius + 1)^2 square (separable)."""
     rows = mask.copy()
@@ -280,7 +244,7 @@ def prepare_pixels(
         camera=torch.from_numpy(cam),
         camera_scale=torch.tensor(1.0 / med_c, dtype=torch.float32),
         colours=((int(pat[0, 0]), int(pat[0, 1])), (int(pat[1, 0]), int(pat[1, 1]))),
-        noise=_anchor_noise(a_n[every], valid[every]),
+        noise=anchor_noise_model(a_n[every], valid[every]),
     )
 
 

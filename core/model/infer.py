@@ -9,10 +9,10 @@
 Inputs are converted to working space (Camera48 * wb_gains), the anchor is demosaiced
 (:func:`core.demosaic.demosaic`) and upsampled 2x, the network runs once over the frame
 and the result is divided by the white-balance gains again. A RAW-consistency refinement
-(:func:`anchor_refine`, on by default) then fits what low-frequency mismatch with the
-anchor remains: the gain-field estimator of baseline B applied to the model's output with
-a tight smoothing (1 Bayer cell), so the output agrees with the RAW12 anchor at least as
-well as baseline B does while keeping the model's halo-free gain and detail.
+(:func:`anchor_refine`, on by default) then fits what mismatch with the anchor remains as
+an edge-aware gain (:mod:`core.edge_refine`: a bilateral grid sliced by each pixel's own
+luminance), so the output agrees with the RAW12 anchor better than baseline B does
+without blurring a correction across luminance edges.
 """
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from core.baselines import gain_field, upsample_gain
 from core.cfa import CfaPattern
 from core.demosaic import demosaic
+from core.edge_refine import edge_aware_refine
 from core.errors import ShapeError
 from core.inference.tiling import Tile, plan_tiles, run_tiled
 from core.model.checkpoint import load_checkpoint
@@ -54,8 +54,9 @@ __all__ = [
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[2] / "resources" / "models" / "default.pt"
 #: Anchor values at or above this fraction of the clip carry no gain information.
 CLIP_FRACTION = 0.97
-#: Smoothing of the RAW-consistency refinement, in Bayer cells (4x4 48MP pixels).
-REFINE_SIGMA_CELLS = 1.0
+#: Fit-and-apply rounds of the RAW-consistency refinement (:func:`anchor_refine`); the
+#: second round fits what the first left (held-out set: LTM residual 0.037 -> 0.030 EV).
+REFINE_ITERATIONS = 2
 
 
 @dataclass(frozen=True)
@@ -418,31 +419,19 @@ def anchor_refine(
     cfa: CfaPattern,
     *,
     unclipped: np.ndarray | None = None,
-    sigma_cells: float = REFINE_SIGMA_CELLS,
+    iterations: int = REFINE_ITERATIONS,
     inplace: bool = False,
 ) -> tuple[np.ndarray, dict[str, float]]:
     """RAW-consistency refinement of a model output (Camera48 in, Camera48 out).
 
-    Baseline B's gain field (per-Bayer-cell least-squares gain anchor / F(camera48),
-    normalised convolution with ``sigma_cells``, clipped and dark cells filled from their
-    neighbours, |log2| <= 4) applied to ``camera48`` — into ``camera48`` itself when
-    ``inplace`` (no second 48MP image). Returns (image, stats).
+    :func:`core.edge_refine.edge_aware_refine`: a gain on a bilateral grid (position x log
+    luminance) fitted by noise-weighted least squares to ``anchor ~ g * F(camera48)`` and
+    sliced per 48MP pixel by its own luminance, so the correction can step at luminance
+    edges instead of blurring across them (a smooth correction made halos there),
+    ``iterations`` times; into ``camera48`` itself when ``inplace`` (no second 48MP
+    image). Returns (image, stats).
     Shapes: camera48 (3, H48, W48); anchor, unclipped (H48/2, W48/2).
     """
-    gain, _ = gain_field(camera48, anchor, cfa, sigma_cells=sigma_cells, unclipped=unclipped)
-    log2_gain = np.log2(np.maximum(gain, 1e-12))
-    stats = {
-        "refine_log2_min": float(log2_gain.min(initial=0.0)),
-        "refine_log2_max": float(log2_gain.max(initial=0.0)),
-    }
-    h48, w48 = camera48.shape[1:]
-    hc, wc = gain.shape
-    full_h, full_w = hc * 4, wc * 4  # one cell = one Bayer cell = 4x4 48MP pixels
-    g48 = upsample_gain(gain, full_h, full_w)
-    if (full_h, full_w) != (h48, w48):
-        g48 = np.pad(g48, ((0, h48 - full_h), (0, w48 - full_w)), mode="edge")
-    out = camera48 if inplace else np.empty_like(camera48, dtype=np.float32)
-    for c in range(camera48.shape[0]):
-        np.multiply(camera48[c], g48, out=out[c])
-    np.maximum(out, 0.0, out=out)
-    return out, stats
+    return edge_aware_refine(
+        camera48, anchor, cfa, unclipped=unclipped, iterations=iterations, inplace=inplace
+    )

@@ -157,7 +157,7 @@ def test_noise_model_is_measured_from_the_anchor() -> None:
     levels = np.repeat(np.linspace(0.2, 2.0, 8), h12 // 8)[:, None] * np.ones((1, w12))
     a_true, b_true = 2e-3, 1e-4
     noisy = levels + rng.standard_normal(levels.shape) * np.sqrt(a_true * levels + b_true)
-    na, nb = refine._anchor_noise(noisy.astype(np.float32), np.ones((h12, w12), bool))
+    na, nb = refine.anchor_noise_model(noisy.astype(np.float32), np.ones((h12, w12), bool))
     assert na == pytest.approx(a_true, rel=0.3)
     assert nb == pytest.approx(b_true, abs=3e-4)
 
