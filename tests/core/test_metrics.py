@@ -286,6 +286,22 @@ def test_truth_metrics_gain_fit(scene):
         truth_metrics(cam, cam[:, :-2])
 
 
+def test_truth_log_metrics_do_not_depend_on_the_output_exposure(scene):
+    # A halo-like error (a blurred gain bump at the scene's edges) seen at two exposures
+    # 6 EV apart: the log floor must select the same pixels for both (it once followed the
+    # output's own exposure, so A and the ProRAW input, equal up to a gain, scored
+    # differently).
+    from scipy import ndimage
+
+    cam = scene["cam"]
+    bump = ndimage.gaussian_filter(np.linspace(-1, 1, cam.shape[2])[None] ** 2, 8.0)
+    out = (cam * np.exp2(0.3 * bump)[None]).astype(np.float32)
+    dark = truth_metrics(out * np.float32(2.0**-6), cam)
+    bright = truth_metrics(out, cam)
+    for name in ("ltm_residual_ev", "halo_indicator_ev", "gradient_correlation"):
+        assert getattr(dark, name) == pytest.approx(getattr(bright, name), rel=1e-3), name
+
+
 def test_log_metrics_ignore_clipped_or_dark_and_masked(scene):
     cam = scene["cam"].copy()
     out = cam * 2.0
