@@ -49,6 +49,7 @@ from core.metrics import LUMA_WEIGHTS
 
 __all__ = [
     "BilateralGain",
+    "GridOptions",
     "anchor_noise_model",
     "apply_bilateral_gain",
     "edge_aware_refine",
@@ -65,6 +66,38 @@ LOG_FLOOR_EV = -20.0
 MAX_RANGE_EV = 24.0
 #: Rows per band (RAW12 rows when splatting; 48MP rows when slicing).
 _BAND_ROWS = 256
+
+
+@dataclass(frozen=True)
+class GridOptions:
+    """Bilateral-grid parameters of the refinement.
+
+    Attributes:
+        cell12: cell size in RAW12 pixels (2 * cell12 48MP pixels).
+        bin_ev: luminance bin width, EV.
+        sigma_cells, sigma_bins: Gaussian blur of the least-squares sums, in cells / bins.
+        prior_sd: gain standard deviation of the prior pulling each node to 1 (no
+            correction) where the grid holds little data; dimensionless.
+    """
+
+    cell12: int = 4
+    bin_ev: float = 0.25
+    sigma_cells: float = 1.0
+    sigma_bins: float = 1.0
+    prior_sd: float = 1.0
+
+    def __post_init__(self) -> None:
+        if (
+            self.cell12 < 1
+            or self.bin_ev <= 0
+            or self.sigma_cells < 0
+            or self.sigma_bins < 0
+            or self.prior_sd <= 0
+        ):
+            raise ShapeError(
+                f"invalid grid options {self}: need cell12 >= 1, bin_ev > 0, "
+                "sigmas >= 0, prior_sd > 0"
+            )
 
 
 @dataclass(frozen=True)
@@ -156,19 +189,16 @@ def fit_bilateral_gain(
     cfa: CfaPattern,
     *,
     unclipped: np.ndarray | None = None,
-    cell12: int = 4,
-    bin_ev: float = 0.25,
-    sigma_cells: float = 1.0,
-    sigma_bins: float = 1.0,
-    prior_sd: float = 1.0,
+    options: GridOptions | None = None,
 ) -> BilateralGain:
     """Fit the bilateral-grid gain with ``anchor ~ g * F(camera48)`` (module docstring).
 
     Shapes: camera48 (3, H48, W48) float32 Camera48 (Mosaic12 scale); anchor, unclipped
-        (H48/2, W48/2). cell12 in RAW12 px, bin_ev in EV, sigma_* in cells / bins,
-        prior_sd dimensionless (gain units).
-    Raises: ShapeError on mismatched shapes or invalid parameters.
+        (H48/2, W48/2); ``options`` default :class:`GridOptions`.
+    Raises: ShapeError on mismatched shapes.
     """
+    opt = options or GridOptions()
+    cell12, bin_ev = opt.cell12, opt.bin_ev
     if camera48.ndim != 3 or camera48.shape[0] != 3:
         raise ShapeError(f"camera48 must be (3, H, W), got {camera48.shape}")
     h12, w12 = anchor.shape
@@ -176,8 +206,6 @@ def fit_bilateral_gain(
         raise ShapeError(f"anchor {anchor.shape} is not half of camera48 {camera48.shape[1:]}")
     if unclipped is not None and unclipped.shape != anchor.shape:
         raise ShapeError(f"unclipped {unclipped.shape} does not match anchor {anchor.shape}")
-    if cell12 < 1 or bin_ev <= 0 or sigma_cells < 0 or sigma_bins < 0 or prior_sd <= 0:
-        raise ShapeError("fit_bilateral_gain: cell12 >= 1, bin_ev > 0, sigmas >= 0, prior_sd > 0")
     pred = forward_np(camera48, cfa)
     valid = (
         (anchor < CLIP_FRACTION if unclipped is None else unclipped)
@@ -224,10 +252,10 @@ def fit_bilateral_gain(
             den[g0:g1] += np.bincount(flat, (wt * wpp).ravel(), minlength=size).reshape(
                 g1 - g0, gw, nb
             )
-    sig = (sigma_cells, sigma_cells, sigma_bins)
+    sig = (opt.sigma_cells, opt.sigma_cells, opt.sigma_bins)
     ndimage.gaussian_filter(num, sig, mode="constant", output=num)
     ndimage.gaussian_filter(den, sig, mode="constant", output=den)
-    tau = np.float32(1.0 / prior_sd**2)
+    tau = np.float32(1.0 / opt.prior_sd**2)
     num += tau
     den += tau
     num /= den
@@ -289,33 +317,19 @@ def edge_aware_refine(
     unclipped: np.ndarray | None = None,
     iterations: int = 1,
     inplace: bool = False,
-    cell12: int = 4,
-    bin_ev: float = 0.25,
-    sigma_cells: float = 1.0,
-    sigma_bins: float = 1.0,
-    prior_sd: float = 1.0,
+    options: GridOptions | None = None,
 ) -> tuple[np.ndarray, dict[str, float]]:
     """Fit and apply the bilateral-grid gain ``iterations`` times (module docstring).
 
-    Camera48 in, Camera48 out (into ``camera48`` itself when ``inplace``); the grid
-    parameters are :func:`fit_bilateral_gain`'s. Returns (image, stats) with ``refine_log2_min`` /
+    Camera48 in, Camera48 out (into ``camera48`` itself when ``inplace``); ``options``
+    as in :func:`fit_bilateral_gain`. Returns (image, stats) with ``refine_log2_min`` /
     ``refine_log2_max``: the range of the applied log2 gain (summed over iterations).
     Shapes: camera48 (3, H48, W48); anchor, unclipped (H48/2, W48/2).
     """
     out = camera48 if inplace else np.array(camera48, dtype=np.float32, copy=True)
     lo_t = hi_t = 0.0
     for _ in range(max(1, iterations)):
-        grid = fit_bilateral_gain(
-            out,
-            anchor,
-            cfa,
-            unclipped=unclipped,
-            cell12=cell12,
-            bin_ev=bin_ev,
-            sigma_cells=sigma_cells,
-            sigma_bins=sigma_bins,
-            prior_sd=prior_sd,
-        )
+        grid = fit_bilateral_gain(out, anchor, cfa, unclipped=unclipped, options=options)
         out, lo, hi = apply_bilateral_gain(out, grid, out=out)
         lo_t, hi_t = lo_t + lo, hi_t + hi
     return out, {"refine_log2_min": lo_t, "refine_log2_max": hi_t}

@@ -14,6 +14,7 @@ import pytest
 from core.baselines import gain_field, upsample_gain
 from core.cfa import CfaPattern
 from core.edge_refine import (
+    GridOptions,
     anchor_noise_model,
     apply_bilateral_gain,
     edge_aware_refine,
@@ -111,7 +112,7 @@ def test_clipped_anchor_pixels_do_not_pull_the_gain() -> None:
 def test_grid_layout_and_slicing_are_consistent() -> None:
     truth, _ = _scene()
     anchor = forward_np(truth, CFA) * 2.0  # a global factor of 2
-    grid = fit_bilateral_gain(truth, anchor, CFA, cell12=4, bin_ev=0.5)
+    grid = fit_bilateral_gain(truth, anchor, CFA, options=GridOptions(cell12=4, bin_ev=0.5))
     h12, w12 = anchor.shape
     assert grid.log2_gain.shape[:2] == ((h12 - 1) // 4 + 2, (w12 - 1) // 4 + 2)
     assert grid.log2_gain.dtype == np.float32
@@ -129,8 +130,8 @@ def test_bad_shapes_and_parameters_raise_typed_errors() -> None:
         edge_aware_refine(truth, anchor, CFA, unclipped=np.ones((3, 3), bool))
     with pytest.raises(ShapeError):
         edge_aware_refine(truth[0], anchor, CFA)
-    with pytest.raises(ShapeError):
-        fit_bilateral_gain(truth, anchor, CFA, bin_ev=0.0)
+    with pytest.raises(ShapeError, match="bin_ev"):
+        GridOptions(bin_ev=0.0)
 
 
 def test_non_finite_pixels_stay_local() -> None:
