@@ -35,3 +35,22 @@ def sim_pair_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     cfg = SimConfig(scene="backlit", w12=128, h12=96, cfa="BGGR", seed=3, ltm="blur")
     write_pair(simulate_pair(cfg), folder)
     return folder
+
+
+def tiny_w8a8_config() -> dict:
+    """The canonical w8a8 config with a one-scene, RAW12 64x48 calibration (fast)."""
+    from core.signoff import default_quantization
+
+    config = default_quantization("w8a8")
+    config["activations"]["calibration"].update(
+        scenes=["backlit"], raw12_size=[64, 48], tile_px=64, overlap_px=16
+    )
+    return config
+
+
+@pytest.fixture(scope="session")
+def model():  # -> core.model.infer.LoadedModel (imported lazily: torch)
+    """The shipped default checkpoint (resources/models/default.pt), loaded once."""
+    from core.model.infer import load_default_model
+
+    return load_default_model()

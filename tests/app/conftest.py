@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -34,3 +35,20 @@ def _qt_warnings_fail(request: pytest.FixtureRequest):
         and not any(n in r.message for n in PLATFORM_NOISE)
     ]
     assert not bad, f"Qt warnings: {bad}"
+
+
+@pytest.fixture
+def window(qtbot, tmp_path: Path):
+    """The main window (demo, QA and sign-off folders under tmp_path), shown at 1400x900."""
+    from app.main_window import MainWindow
+
+    win = MainWindow(
+        demo_folder=tmp_path / "demo",
+        qa_folder=tmp_path / "qa",
+        records_folder=tmp_path / "signoff",
+    )
+    qtbot.addWidget(win)
+    win.resize(1400, 900)
+    win.show()
+    yield win
+    win.close()

@@ -3,8 +3,6 @@ simulated pair: what it shows is core.diagnostics' result on the output on scree
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -16,22 +14,6 @@ from core.pipeline import ConvertOptions, choose_method, register_pair
 
 pytestmark = pytest.mark.gui
 TIMEOUT_MS = 30_000
-
-
-@pytest.fixture
-def window(qtbot, tmp_path: Path):
-    from app.main_window import MainWindow
-
-    win = MainWindow(
-        demo_folder=tmp_path / "demo",
-        qa_folder=tmp_path / "qa",
-        records_folder=tmp_path / "signoff",
-    )
-    qtbot.addWidget(win)
-    win.resize(1400, 900)
-    win.show()
-    yield win
-    win.close()
 
 
 def _core(pair, camera48, method: str = "auto"):

@@ -29,22 +29,6 @@ def _entry(folder: Path) -> PairEntry:
     return PairEntry(folder.name, folder / "raw12.dng", folder / "proraw48.dng")
 
 
-@pytest.fixture
-def window(qtbot, tmp_path: Path):
-    from app.main_window import MainWindow
-
-    win = MainWindow(
-        demo_folder=tmp_path / "demo",
-        qa_folder=tmp_path / "qa",
-        records_folder=tmp_path / "signoff",
-    )
-    qtbot.addWidget(win)
-    win.resize(1400, 900)
-    win.show()
-    yield win
-    win.close()
-
-
 def _open(qtbot, win, entry: PairEntry) -> None:
     win.open_entry(entry)
     qtbot.waitUntil(win.ready, timeout=TIMEOUT_MS)

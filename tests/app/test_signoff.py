@@ -17,33 +17,19 @@ from app.display import render_rgb
 from app.panels.signoff import SignoffPanel, figures_text
 from app.state import AppState
 from core.model.emulate import calibrate_w8a8, load_scene, run_emulated
-from core.model.infer import LoadedModel, load_default_model
+from core.model.infer import LoadedModel
 from core.model.parity import SceneComparison, compare_scene
 from core.model.quant import QuantSpec, make_runners
 from core.signoff import (
-    default_quantization,
     find_accepting_record,
     gate_accepts,
     read_record,
 )
+from tests.conftest import tiny_w8a8_config
 
 pytestmark = pytest.mark.gui
 TIMEOUT_MS = 120_000
 RAW12, SEED, TILE, OVERLAP = (64, 48), 0, 64, 16
-
-
-def tiny_w8a8() -> dict:
-    """The canonical w8a8 config with a one-scene, RAW12 64x48 calibration (fast)."""
-    config = default_quantization("w8a8")
-    config["activations"]["calibration"].update(
-        scenes=["backlit"], raw12_size=[64, 48], tile_px=64, overlap_px=16
-    )
-    return config
-
-
-@pytest.fixture(scope="module")
-def model() -> LoadedModel:
-    return load_default_model()
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +37,7 @@ def expected(model: LoadedModel) -> SceneComparison:
     """core's comparison of the first QA scene, called directly."""
     return compare_scene(
         model,
-        tiny_w8a8(),
+        tiny_w8a8_config(),
         "backlit",
         raw12_size=RAW12,
         seed=SEED,
@@ -70,7 +56,7 @@ def panel(qtbot, tmp_path: Path) -> SignoffPanel:
         tile_px=TILE,
         overlap_px=OVERLAP,
     )
-    p.quant.setPlainText(json.dumps(tiny_w8a8(), indent=1))
+    p.quant.setPlainText(json.dumps(tiny_w8a8_config(), indent=1))
     qtbot.addWidget(p)
     p.resize(1500, 900)
     p.show()  # the tab on screen: the selected scene (backlit) is compared
@@ -108,7 +94,7 @@ def test_views_show_cores_fp16_and_int8_outputs_and_their_difference(panel, expe
 
 def test_worst_tile_is_the_argmax_of_cores_per_tile_difference(panel, model, expected):
     # per-tile max |INT8 - FP16| of each tile's own output, from core's runs directly
-    spec = QuantSpec.from_config(tiny_w8a8())
+    spec = QuantSpec.from_config(tiny_w8a8_config())
     scales = calibrate_w8a8(model.net, spec, model_hash=model.hash)
     scene = load_scene("backlit", RAW12, SEED)
     runs = {
@@ -188,7 +174,7 @@ def test_approve_all_writes_the_figures_and_the_export_gate_accepts(panel, model
         "worst_tile_psnr_db_vs_fp16",
     }
     assert all(m == {} for s, m in metrics.items() if s != "backlit")  # not compared
-    quant = tiny_w8a8()
+    quant = tiny_w8a8_config()
     ok, why = gate_accepts(record, f"sha256:{model.hash}", quant, panel.scenes)
     assert ok, why
     found, reasons = find_accepting_record(path.parent, model.hash, quant)

@@ -23,7 +23,7 @@ from core.model.emulate import (
     load_scene,
     run_emulated,
 )
-from core.model.infer import LoadedModel, load_default_model, predict_tiled
+from core.model.infer import LoadedModel, predict_tiled
 from core.model.parity import (
     compare_runs,
     compare_scene,
@@ -33,23 +33,10 @@ from core.model.parity import (
 from core.model.quant import QuantSpec, fp16_emulation, make_runners, round_fp16
 from core.progress import CancelToken
 from core.signoff import default_quantization
+from tests.conftest import tiny_w8a8_config
 
 #: RAW12 96x64 -> 192x128 frame in 64 px tiles with 16 px overlap: 12 tiles.
 RAW12, TILE, OVERLAP = (96, 64), 64, 16
-
-
-def tiny_w8a8() -> dict:
-    """The canonical w8a8 config with a one-scene, RAW12 64x48 calibration (fast)."""
-    config = default_quantization("w8a8")
-    config["activations"]["calibration"].update(
-        scenes=["backlit"], raw12_size=[64, 48], tile_px=64, overlap_px=16
-    )
-    return config
-
-
-@pytest.fixture(scope="module")
-def model() -> LoadedModel:
-    return load_default_model()
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +70,7 @@ def test_fp32_run_equals_predict_tiled(model, scene):
 
 
 def test_emulated_precisions_differ_by_bounded_amounts(model, scene):
-    spec = QuantSpec.from_config(tiny_w8a8())
+    spec = QuantSpec.from_config(tiny_w8a8_config())
     scales = calibrate_w8a8(model.net, spec, model_hash=model.hash)
     runs = {p: _run(model, scene, p, scales if p == "w8a8" else None) for p in ("fp16", "w8a8")}
     c = compare_runs("backlit", "w8a8", "fp16", runs["w8a8"], runs["fp16"])
@@ -93,7 +80,7 @@ def test_emulated_precisions_differ_by_bounded_amounts(model, scene):
 
 
 def test_calibration_is_deterministic_cached_and_float16(model):
-    spec = QuantSpec.from_config(tiny_w8a8())
+    spec = QuantSpec.from_config(tiny_w8a8_config())
     first = calibrate_w8a8(model.net, spec)  # no hash: not cached, computed
     again = calibrate_w8a8(model.net, spec, model_hash=model.hash)
     assert first == again
