@@ -155,13 +155,17 @@ def anchor_noise_model(anchor: np.ndarray, valid: np.ndarray) -> tuple[float, fl
     return float(s), max(o, 1e-12)
 
 
-def _log2_lum(camera48: np.ndarray, y0: int, y1: int) -> np.ndarray:
-    """log2 luminance (float32, floored) of rows y0:y1 of a (3, H, W) frame."""
+def _luma_rows(camera48: np.ndarray, y0: int, y1: int) -> np.ndarray:
+    """Luminance (float32, non-finite -> 0) of rows y0:y1 of a (3, H, W) frame."""
     wr, wg, wb = LUMA_WEIGHTS
     y = camera48[1, y0:y1].astype(np.float32) * np.float32(wg)
     y += camera48[0, y0:y1] * np.float32(wr)
     y += camera48[2, y0:y1] * np.float32(wb)
-    np.nan_to_num(y, copy=False, nan=0.0, posinf=0.0)  # a non-finite pixel takes the floor
+    return np.nan_to_num(y, copy=False, nan=0.0, posinf=0.0)
+
+
+def _log2_floored(y: np.ndarray) -> np.ndarray:
+    """log2 of ``max(y, 2**LOG_FLOOR_EV)``, in place."""
     np.maximum(y, np.float32(2.0**LOG_FLOOR_EV), out=y)
     return np.log2(y, out=y)
 
@@ -170,16 +174,10 @@ def _lum12(camera48: np.ndarray) -> np.ndarray:
     """log2 of the mean luminance of each RAW12 pixel's 2x2 48MP pixels: (H12, W12)."""
     h48, w48 = camera48.shape[1:]
     out = np.empty((h48 // 2, w48 // 2), np.float32)
-    wr, wg, wb = LUMA_WEIGHTS
     for y0 in range(0, h48, 2 * _BAND_ROWS):
         y1 = min(h48, y0 + 2 * _BAND_ROWS)
-        y = camera48[1, y0:y1].astype(np.float32) * np.float32(wg)
-        y += camera48[0, y0:y1] * np.float32(wr)
-        y += camera48[2, y0:y1] * np.float32(wb)
-        b = y.reshape((y1 - y0) // 2, 2, w48 // 2, 2).mean(axis=(1, 3))
-        np.nan_to_num(b, copy=False, nan=0.0, posinf=0.0)
-        np.maximum(b, np.float32(2.0**LOG_FLOOR_EV), out=b)
-        out[y0 // 2 : y1 // 2] = np.log2(b)
+        quad = _luma_rows(camera48, y0, y1).reshape((y1 - y0) // 2, 2, w48 // 2, 2)
+        out[y0 // 2 : y1 // 2] = _log2_floored(quad.mean(axis=(1, 3)))
     return out
 
 
@@ -290,7 +288,7 @@ def apply_bilateral_gain(
     z_scale = 2.0 / max(nb - 1, 1) / grid.bin_ev
     for y0 in range(0, h48, _BAND_ROWS):
         y1 = min(h48, y0 + _BAND_ROWS)
-        lum = torch.from_numpy(_log2_lum(camera48, y0, y1))
+        lum = torch.from_numpy(_log2_floored(_luma_rows(camera48, y0, y1)))
         gz = (lum - grid.lo_ev) * z_scale - 1.0
         gy = ((torch.arange(y0, y1, dtype=torch.float32) - 0.5) / 2 / grid.cell12) * (
             2.0 / max(gh - 1, 1)
