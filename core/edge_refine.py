@@ -16,20 +16,28 @@ so it can step wherever the image steps:
    (:func:`anchor_noise_model`, measured on the anchor): shadows, where a gain ratio is
    mostly read noise, count for what they carry.
 2. Both sums are blurred with a Gaussian (``sigma_cells`` cells, ``sigma_bins`` bins);
-   per grid node ``g = (sum w a p + tau) / (sum w p^2 + tau)``: the least-squares gain,
-   pulled to 1 (no correction: the model's own estimate) where the grid holds little data
-   (``tau = 1 / prior_sd^2``), clamped to +-4 EV.
+   per grid node ``g = (sum w a p + tau g_c) / (sum w p^2 + tau)``: the least-squares
+   gain, pulled where the node holds little data (``tau = 1 / coarse_prior_sd^2``)
+   towards a coarse level ``g_c``, the same estimate from sums blurred 3x wider in
+   position and luminance (itself pulled to 1, no correction, with ``1 / prior_sd^2``);
+   clamped to +-4 EV. The coarse level is what nodes without data of their own should
+   say: in read-noise-limited shadows the fine nodes fitted noise (mottle that reads as
+   a halo at 50-400 px), and on texture finer than the RAW12 grid the anchor only has
+   data at the quads' mean luminance, which no 48MP pixel has, so the pattern's own
+   pixels were left uncorrected (the checkers scene fell back to the gain field).
 3. Each 48MP pixel takes the trilinear interpolation of ``log2 g`` at its position and its
    own log2 luminance; every channel is multiplied by it (a colour-neutral gain).
 
 Measured on the held-out simulated set (15 scenes, RAW12 512x384, two rounds; README "The
-two-head model"), against the smooth refinement it replaced: LTM residual 0.093 -> 0.030
-EV, halo indicator at LTM bands (16-128 and 50-400 px at 48MP) 0.071 -> 0.046 / 0.038 EV,
-anchor PSNR 41.3 -> 43.1 dB, truth PSNR 34.2 -> 35.5 dB.
+two-head model"), smooth refinement -> this one without its coarse level -> with it: LTM
+residual 0.093 -> 0.030 -> 0.027 EV, halo indicator at LTM bands (16-128 and 50-400 px at
+48MP) 0.071 / 0.071 -> 0.046 / 0.038 -> 0.042 / 0.031 EV, anchor PSNR 41.3 -> 43.05 ->
+43.11 dB, truth PSNR 34.2 -> 35.5 -> 36.0 dB.
 
 Memory: the grid is (H12 / cell12 + 2) x (W12 / cell12 + 2) x (range / bin_ev + 2)
 float32 (a 48MP frame with a 14 EV range: ~45 M nodes, 180 MB, two such sums while
-fitting); splatting and slicing run in row bands, so no other frame-sized temporary is made.
+fitting, plus a quarter of that for each of the coarse level's two pooled sums); splatting
+and slicing run in row bands, so no other frame-sized temporary is made.
 """
 
 from __future__ import annotations
@@ -76,8 +84,11 @@ class GridOptions:
         cell12: cell size in RAW12 pixels (2 * cell12 48MP pixels).
         bin_ev: luminance bin width, EV.
         sigma_cells, sigma_bins: Gaussian blur of the least-squares sums, in cells / bins.
-        prior_sd: gain standard deviation of the prior pulling each node to 1 (no
-            correction) where the grid holds little data; dimensionless.
+        coarse_sigma_cells, coarse_sigma_bins: blur of the same sums for the coarse level
+            each node is pulled towards (0 cells: no coarse level, nodes are pulled to 1).
+        coarse_prior_sd: gain standard deviation of that pull; dimensionless.
+        prior_sd: gain standard deviation of the prior pulling the coarse level (or, without
+            one, each node) to 1 (no correction) where it holds little data; dimensionless.
     """
 
     cell12: int = 4
@@ -85,18 +96,21 @@ class GridOptions:
     sigma_cells: float = 1.0
     sigma_bins: float = 1.0
     prior_sd: float = 1.0
+    coarse_sigma_cells: float = 3.0
+    coarse_sigma_bins: float = 3.0
+    coarse_prior_sd: float = 0.5
 
     def __post_init__(self) -> None:
         if (
             self.cell12 < 1
             or self.bin_ev <= 0
-            or self.sigma_cells < 0
-            or self.sigma_bins < 0
-            or self.prior_sd <= 0
+            or min(self.sigma_cells, self.sigma_bins) < 0
+            or min(self.coarse_sigma_cells, self.coarse_sigma_bins) < 0
+            or min(self.prior_sd, self.coarse_prior_sd) <= 0
         ):
             raise ShapeError(
                 f"invalid grid options {self}: need cell12 >= 1, bin_ev > 0, "
-                "sigmas >= 0, prior_sd > 0"
+                "sigmas >= 0, prior sds > 0"
             )
 
 
@@ -181,6 +195,64 @@ def _lum12(camera48: np.ndarray) -> np.ndarray:
     return out
 
 
+def _pool2(a: np.ndarray) -> np.ndarray:
+    """Sum over 2x2 blocks of nodes in position (bins kept), divided by 4: (ceil(gh/2), ...)."""
+    gh, gw, nb = a.shape
+    out = np.zeros(((gh + 1) // 2, (gw + 1) // 2, nb), np.float32)
+    for dy in (0, 1):
+        for dx in (0, 1):
+            sub = a[dy::2, dx::2]
+            out[: sub.shape[0], : sub.shape[1]] += sub
+    out *= np.float32(0.25)
+    return out
+
+
+def _coarse_level(
+    num: np.ndarray, den: np.ndarray, opt: GridOptions, tau: np.float32
+) -> np.ndarray:
+    """The coarse gain level ``(G num + tau) / (G den + tau)`` on a 2x coarser position grid.
+
+    ``G`` blurs by ``coarse_sigma_cells`` (in fine cells) and ``coarse_sigma_bins``. The sums
+    are pooled 2x2 first (a quarter of the memory and of the blur's work; the pooling adds
+    a 2-cell box to a 3-cell Gaussian). Shapes: (gh, gw, nb) in, (ceil(gh/2), ceil(gw/2), nb)
+    out, float32.
+    """
+    sig = (opt.coarse_sigma_cells / 2, opt.coarse_sigma_cells / 2, opt.coarse_sigma_bins)
+    n = _pool2(num)
+    ndimage.gaussian_filter(n, sig, mode="constant", output=n)
+    n += tau
+    d = _pool2(den)
+    ndimage.gaussian_filter(d, sig, mode="constant", output=d)
+    d += tau
+    n /= d
+    return n
+
+
+def _add_upsampled(num: np.ndarray, coarse: np.ndarray, tau: np.float32) -> None:
+    """``num += tau * coarse`` upsampled bilinearly in position to num's grid, in row bands.
+
+    Fine node ``i`` sits at coarse coordinate ``(i - 0.5) / 2`` (the centre of its 2x2
+    block), clamped at the borders.
+    """
+    gh, gw, _ = num.shape
+    ph, pw, _ = coarse.shape
+
+    def axis(n: int, m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        c = np.clip((np.arange(n) - 0.5) / 2.0, 0.0, m - 1.0)
+        i0 = np.floor(c).astype(np.int64)
+        return i0, np.minimum(i0 + 1, m - 1), (c - i0).astype(np.float32)
+
+    y0, y1, wy = axis(gh, ph)
+    x0, x1, wx = axis(gw, pw)
+    wx3 = wx[None, :, None]
+    for r0 in range(0, gh, 64):
+        r1 = min(gh, r0 + 64)
+        wyb = wy[r0:r1, None, None]
+        rows = coarse[y0[r0:r1]] * (1 - wyb) + coarse[y1[r0:r1]] * wyb
+        rows *= tau
+        num[r0:r1] += rows[:, x0] * (1 - wx3) + rows[:, x1] * wx3
+
+
 def fit_bilateral_gain(
     camera48: np.ndarray,
     anchor: np.ndarray,
@@ -250,12 +322,19 @@ def fit_bilateral_gain(
             den[g0:g1] += np.bincount(flat, (wt * wpp).ravel(), minlength=size).reshape(
                 g1 - g0, gw, nb
             )
+    tau = np.float32(1.0 / opt.prior_sd**2)
+    coarse = _coarse_level(num, den, opt, tau) if opt.coarse_sigma_cells > 0 else None
     sig = (opt.sigma_cells, opt.sigma_cells, opt.sigma_bins)
     ndimage.gaussian_filter(num, sig, mode="constant", output=num)
     ndimage.gaussian_filter(den, sig, mode="constant", output=den)
-    tau = np.float32(1.0 / opt.prior_sd**2)
-    num += tau
-    den += tau
+    if coarse is None:
+        num += tau
+        den += tau
+    else:
+        tau = np.float32(1.0 / opt.coarse_prior_sd**2)
+        _add_upsampled(num, coarse, tau)
+        del coarse
+        den += tau
     num /= den
     del den
     np.maximum(num, np.float32(2.0**-4), out=num)

@@ -305,6 +305,13 @@ def done_criteria(overall: dict[str, dict[str, float]]) -> list[tuple[str, bool,
             f"(oracle {overall['oracle']['halo_ltm_ev']:.3f})",
         ),
         (
+            "halo indicator at the wide band (50-400 px: the simulator's tone-mapping scales, "
+            "2-10 % of the long side) at most half of A's (informative)",
+            m["halo_wide_ev"] <= 0.5 * a["halo_wide_ev"],
+            f"{m['halo_wide_ev']:.3f} vs A {a['halo_wide_ev']:.3f} EV "
+            f"(oracle {overall['oracle']['halo_wide_ev']:.3f})",
+        ),
+        (
             "truth PSNR at least 3 dB above A's",
             m["truth_psnr_db"] >= a["truth_psnr_db"] + 3.0,
             f"{m['truth_psnr_db']:.2f} vs A {a['truth_psnr_db']:.2f} dB "
@@ -406,7 +413,14 @@ def _plots(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    keys = ["truth_psnr_db", "anchor_psnr_db", "ltm_residual_ev", "halo_ev", "halo_ltm_ev"]
+    keys = [
+        "truth_psnr_db",
+        "anchor_psnr_db",
+        "ltm_residual_ev",
+        "halo_ev",
+        "halo_ltm_ev",
+        "halo_wide_ev",
+    ]
     fig, axes = plt.subplots(len(keys), 1, figsize=(12, 3 * len(keys)))
     x = np.arange(len(names))
     for ax, k in zip(axes, keys, strict=True):
