@@ -14,13 +14,21 @@ Composition::
 
     L = max(0, I * g0 * g + r)
     log g = clamp(s * tanh(h), -max_log_gain, max_log_gain)   (h: gain head, s learnable)
-    r = rho * tanh(d) * m                                     (d: detail head)
+    r = clamp(rho * tanh(d) * m, -b, b),  b = residual_bound * |I * g0 * g|   (d: detail head)
 
 ``g0`` is one global exposure ratio against the anchor (DESIGN §2 allows it): the
 confidence-weighted mean log ratio guidance / ProRAW, clamped to +-12 EV. The local gain
 ``g`` is bounded by the hard clamp (default ln 16). ``m`` is the local mean luminance of
 ``I * g0 * g`` (3x3 average), so the residual is relative to brightness and bounded: nothing
 is exponentiated unbounded, and non-finite inputs are zeroed first (:func:`sanitize`).
+``b`` bounds it per channel by the pixel's *own* value as well: beside a high-contrast edge
+``m`` is set by the bright side, and a small ``d`` brightened the first dark pixels of a
+thin dark bar by 0.7-1 EV (the bright-window scene's mullions; the default band's halo 0.084
+vs 0.020 for the global baseline), which the RAW12 anchor, 2x coarser, cannot see. With
+``residual_bound`` 0.25 a pixel moves by at most +0.32 / -0.42 EV. The clamp is written
+``(|r + b| - |r - b|) / 2`` (abs, add, sub, mul: no new Core ML op). Checkpoints saved
+before the bound existed have no ``residual_bound`` in their config and load unbounded
+(``None``), with their content hash unchanged.
 
 Gain head: a bilateral-grid gain. Per pixel, the log2 luminance of ``I`` relative to the
 frame's exposure selects a position ``t`` on ``bins`` intensity bins (tent weights). The
@@ -91,6 +99,8 @@ class ModelConfig:
         max_log_gain: hard clamp on |log g| of the local gain (natural log; ln 16).
         rho: bound of the residual relative to local brightness.
         init_scale: initial value of the learnable output scale s.
+        residual_bound: bound of the residual relative to the pixel's own value (per
+            channel); None = no such bound (checkpoints saved before it existed).
     """
 
     width: int = 16
@@ -102,6 +112,7 @@ class ModelConfig:
     max_log_gain: float = math.log(16.0)
     rho: float = 0.25
     init_scale: float = 1.0
+    residual_bound: float | None = 0.25
 
     def __post_init__(self) -> None:
         checks = {
@@ -114,23 +125,29 @@ class ModelConfig:
             "max_log_gain": 0 < self.max_log_gain <= math.log(256.0),
             "rho": 0 <= self.rho <= 1,
             "init_scale": self.init_scale > 0,
+            "residual_bound": self.residual_bound is None or 0 <= self.residual_bound <= 16,
         }
         for name, ok in checks.items():
             if not ok:
                 raise ConfigError(f"model.{name}: invalid value {getattr(self, name)!r}")
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-able dict."""
-        return asdict(self)
+        """Plain JSON-able dict (``residual_bound`` left out when None, as checkpoints
+        saved before it existed have it, so their content hash still checks)."""
+        out = asdict(self)
+        if out["residual_bound"] is None:
+            del out["residual_bound"]
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
-        """From a dict; unknown keys raise ConfigError naming them."""
+        """From a stored dict (a checkpoint's); unknown keys raise ConfigError naming them.
+        A missing ``residual_bound`` means a checkpoint from before the bound: None."""
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
             raise ConfigError(f"model: unknown field(s) {', '.join(unknown)}")
-        return cls(**data)
+        return cls(**{"residual_bound": None, **data})
 
 
 class GainGrid(NamedTuple):
@@ -455,6 +472,9 @@ class Linear48Net(nn.Module):
         d = self.detail(x.contiguous(memory_format=torch.channels_last)).contiguous()
         m = self.local_mean(luminance_t(base))
         residual = self.config.rho * torch.tanh(d) * m
+        if self.config.residual_bound is not None:
+            b = torch.abs(base) * self.config.residual_bound
+            residual = 0.5 * (torch.abs(residual + b) - torch.abs(residual - b))
         if grid is None:
             grid = GainGrid(gain_bins[..., :0, :0], log2_global, exposure)
         return NetOutput(torch.relu(base + residual), log_gain, residual, grid)

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from core.cfa import CfaPattern
-from core.errors import InputFileError
+from core.errors import ConfigError, InputFileError
 from core.model.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from core.model.infer import ModelOutput, load_default_model, load_model, predict
 from core.model.net import Linear48Net, ModelConfig
@@ -30,10 +30,10 @@ def _inputs(n: int = 1, h: int = 64, w: int = 64, seed: int = 0) -> tuple[torch.
     return pro, guide, conf
 
 
-def _net(seed: int = 0) -> Linear48Net:
+def _net(seed: int = 0, config: ModelConfig | None = None) -> Linear48Net:
     """A network with random (non-zero) output layers so every path is exercised."""
     torch.manual_seed(seed)
-    net = Linear48Net(ModelConfig())
+    net = Linear48Net(config or ModelConfig())
     for p in net.parameters():
         with torch.no_grad():
             p.add_(0.3 * torch.randn_like(p))
@@ -140,6 +140,46 @@ def test_tile_render_matches_whole_frame() -> None:
     tile = net.render(pro[win], guide[win], conf[win], grid, origin=(y0, x0)).output
     m = net.config.detail_layers + 2
     torch.testing.assert_close(tile[..., m:-m, m:-m], whole[win][..., m:-m, m:-m])
+
+
+def _edge_bar(h: int = 32, w: int = 64) -> tuple[torch.Tensor, ...]:
+    """A bright window (0.8) crossed by a thin dark bar (0.01, rows 14-19): the bright
+    window's mullion, where the detail head's local-mean scale is set by the bright side."""
+    pro = torch.full((1, 3, h, w), 0.8)
+    pro[..., 14:20, :] = 0.01
+    return pro, pro.clone(), torch.ones(1, 1, h, w)
+
+
+@pytest.mark.parametrize("bound", [0.25, None])
+def test_residual_is_bounded_by_each_pixels_own_value(bound: float | None) -> None:
+    torch.manual_seed(0)
+    net = Linear48Net(ModelConfig(residual_bound=bound)).eval()
+    with torch.no_grad():
+        net.detail[-1].bias.fill_(3.0)  # tanh(d) ~ 1: the largest residual the head can add
+        pro, guide, conf = _edge_bar()
+        res = net(pro, guide, conf)
+    base = res.output - res.residual
+    ratio = (res.residual / base)[..., 14:20, :]  # the dark bar's pixels
+    if bound is None:  # what the bound is for: the bar's edge rows brightened by > 1 EV
+        assert float(ratio.max()) > 1.0
+    else:
+        assert float(ratio.abs().max()) <= bound + 1e-5
+        assert float(ratio.max()) > 0.9 * bound  # bounded, not switched off
+
+
+def test_checkpoints_from_before_the_residual_bound_load_unbounded(tmp_path: Path) -> None:
+    """A checkpoint whose config has no ``residual_bound`` (saved before it existed) loads
+    with None and its content hash still checks; a new one stores and restores 0.25."""
+    old = _net(6, ModelConfig(residual_bound=None))
+    digest = save_checkpoint(tmp_path / "old.pt", old)
+    payload = torch.load(tmp_path / "old.pt", weights_only=False)
+    assert "residual_bound" not in payload["config"]
+    loaded = load_model(tmp_path / "old.pt")
+    assert loaded.hash == digest and loaded.net.config.residual_bound is None
+    save_checkpoint(tmp_path / "new.pt", _net(6))
+    assert load_model(tmp_path / "new.pt").net.config.residual_bound == 0.25
+    with pytest.raises(ConfigError, match="residual_bound"):
+        ModelConfig(residual_bound=-1.0)
 
 
 def test_checkpoint_round_trip(tmp_path: Path) -> None:
