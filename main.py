@@ -92,6 +92,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
             "error: give both --raw12 and --proraw48, or neither for the demo pair", file=sys.stderr
         )
         return EXIT_CONFIG
+    own_demo_output = raw12 is None and output is None
     if raw12 is None:
         from core.simulate.pair import write_demo_pair
 
@@ -107,7 +108,9 @@ def cmd_convert(args: argparse.Namespace) -> int:
         method=args.method,
         sample_format="float32" if args.float32 else "uint16",
         layout="strips" if args.strips else "ljpeg-tiles",
-        overwrite=args.force or not Path(output).exists(),
+        # The demo's own default output is replaced on every run (the README's first command
+        # must work twice); any other existing file needs --force.
+        overwrite=args.force or not Path(output).exists() or own_demo_output,
         report_path=Path(args.report) if args.report else None,
         demosaic=args.demosaic,
     )

@@ -51,6 +51,23 @@ def test_gui_starts_and_saves_a_screenshot(tmp_path: Path) -> None:
     assert (tmp_path / "out" / "demo" / "raw12.dng").is_file()
 
 
+def test_demo_convert_runs_twice_and_replaces_only_its_own_output(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The README's first command, run twice: the demo's own output is replaced; an
+    existing file named with -o still needs --force."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["convert", "--quiet"]) == 0
+    first = (tmp_path / "out" / "demo" / "linear48.dng").stat().st_mtime_ns
+    assert main(["convert", "--quiet"]) == 0
+    assert (tmp_path / "out" / "demo" / "linear48.dng").stat().st_mtime_ns > first
+    other = tmp_path / "mine.dng"
+    other.write_bytes(b"keep me")
+    assert main(["convert", "--quiet", "-o", str(other)]) != 0
+    assert other.read_bytes() == b"keep me"
+    assert "already exists" in capsys.readouterr().err
+
+
 def test_convert_inspect_eval(
     sim_pair_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
