@@ -12,7 +12,7 @@ run: one ``F(camera48)`` (``forward_np``) and one full-frame grid_sample. Also p
 true remaining misalignment (RMS, 48MP px) and the gate's figures.
 
 Run: ``python benchmarks/bench_register.py [--scene natural_coffee] [--size 8064x6048]
-[--ltm smooth|blur|bilateral|grid_table|exposure_fusion]``
+[--ltm smooth|blur|bilateral|grid_table|exposure_fusion] [--no-edge-bias]``
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import torch
 
 from core.cfa import CfaPattern
 from core.forward import forward_np
+from core.geometry import registration
 from core.geometry.registration import apply_registration, register
 from core.geometry.warp import WarpParams, source_coords, warp
 from core.simulate import ltm
@@ -46,7 +47,14 @@ def main() -> None:
     ap.add_argument("--size", default="8064x6048")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--ltm", default="smooth", choices=["smooth", *ltm.LTM_OPERATORS])
+    ap.add_argument(
+        "--no-edge-bias",
+        action="store_true",
+        help="ablation: no edge-polarity term in the pixel-stage fit",
+    )
     args = ap.parse_args()
+    if args.no_edge_bias:
+        registration._EDGE_BIAS = False
     w48, h48 = (int(v) for v in args.size.split("x"))
     rng = np.random.default_rng(args.seed)
     cfa = CfaPattern.from_name("BGGR")
@@ -111,6 +119,7 @@ def main() -> None:
         f"{cells - st.get('seconds_prepare', 0.0):.2f}, pixel stage {pixels - cells:.2f}, "
         f"gate {result.seconds - pixels:.2f}"
     )
+    print(f"edge-polarity bias: {st.get('edge_bias_px', 'not fitted')}")
     print(f"residual flow: {flow}; gate figures: {result.gate.figures}")
 
 

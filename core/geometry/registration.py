@@ -67,6 +67,7 @@ from core.cfa import CfaPattern
 from core.errors import ConfigError, Linear48Error, ShapeError
 from core.geometry.grids import pixel_to_normalized
 from core.geometry.refine import (
+    PatchFields,
     PatchShifts,
     PixelPatches,
     estimate_tone,
@@ -125,6 +126,14 @@ _PIXEL_STRIDE = 16
 _MAX_CELL_PATCHES = 1500
 
 _N_PARAMS = 8  # tx, ty, a0 = zoom - 1, a1..a3 = zoom * k1..k3, p1, p2
+#: Prior width (48MP px) of the edge-polarity bias of the pixel fit (``_edge_polarity``).
+_EDGE_BIAS_SD_PX = 1.0
+_EDGE_BIAS = True  # fit it (False: the estimator as before; ablations)
+#: ... and keep it only when it is this many posterior standard deviations from zero.
+_EDGE_BIAS_MIN_Z = 3.0
+#: ... and at least this large (48MP px): smaller biases move the warp by less than the
+#: noise of the warp's other directions that the term would free (measured on 384x288).
+_EDGE_BIAS_MIN_PX = 0.25
 #: Prior widths of (tx, ty, zoom, k1, k2, k3, p1, p2) when a preset gives none.
 _DEFAULT_PRIOR_SIGMA: tuple[float, ...] = (64.0, 64.0, 0.04, 0.05, 0.003, 0.001, 0.002, 0.002)
 
@@ -1055,10 +1064,15 @@ def _fit_params(
     min_ncc: float = _NCC_MIN_FIT,
     cov_out: dict[str, Tensor] | None = None,
     max_sd_px: float | None = None,
+    edge_dirs: Tensor | None = None,
 ) -> tuple[WarpParams, bool]:
     """Fit the parametric coefficients to the patch shifts (matrix-weighted, robust).
 
     Each patch says: ``W(q_k) ~= W_current(q_k) + delta_k`` with information ``I_k``.
+    ``edge_dirs`` (K, 2): when given (pixel stage), each patch says instead
+    ``W(q_k) + beta * edge_dirs_k ~= W_current(q_k) + delta_k`` with one shared nuisance
+    ``beta`` (48MP px, prior N(0, _EDGE_BIAS_SD_PX^2)) fitted jointly and marginalized
+    out of the covariances (``_edge_polarity``).
     Returns the new parameters (clamped to the preset's bounds) and whether a bound was hit.
     ``max_sd_px``: calibrate the model variance on the patches whose shift standard
     deviation (largest axis) is at most this, when at least ``_MIN_SHARP_PATCHES`` are.
@@ -1099,6 +1113,10 @@ def _fit_params(
     hit = False
     model_var = 0.0
     weights = info
+    # The edge-polarity column (K, 2, 1) and its prior precision, or nothing.
+    vcol = None if edge_dirs is None else edge_dirs[keep].to(torch.float64)[:, :, None]
+    beta = torch.zeros(1, dtype=torch.float64)
+    beta_prec = torch.full((1, 1), _EDGE_BIAS_SD_PX**-2, dtype=torch.float64)
     for _ in range(8):
         for _ in range(5):
             fixed = [i for i in range(len(active)) if i not in free]
@@ -1112,12 +1130,22 @@ def _fit_params(
             rows, tgt = _prior_rows(full, prior_mu)
             rw = rows * prior_sigma[:, None] ** -1
             tw = tgt / prior_sigma - rw[:, rest] @ full[rest]
-            n_mat = (bf.transpose(1, 2) @ iw @ bf).sum(0) + rw[:, idx].T @ rw[:, idx]
-            n_rhs = (bf.transpose(1, 2) @ iw @ zf[..., None]).sum(0)[:, 0] + rw[:, idx].T @ tw
+            prior_n = rw[:, idx].T @ rw[:, idx]
+            prior_r = rw[:, idx].T @ tw
+            if vcol is not None:  # joint solve with the shared edge-polarity bias
+                bf = torch.cat((bf, vcol), -1)
+                prior_n = torch.block_diag(prior_n, beta_prec)
+                prior_r = torch.cat((prior_r, torch.zeros(1, dtype=torch.float64)))
+            n_mat = (bf.transpose(1, 2) @ iw @ bf).sum(0) + prior_n
+            n_rhs = (bf.transpose(1, 2) @ iw @ zf[..., None]).sum(0)[:, 0] + prior_r
             scale = torch.sqrt(n_mat.diagonal().clamp(min=1e-30))
             x = torch.linalg.solve(n_mat / scale[:, None] / scale[None, :], n_rhs / scale) / scale
+            if vcol is not None:
+                x, beta = x[:-1], x[-1:]
             sol[free] = x
             e = z - (ba @ sol)
+            if vcol is not None:
+                e = e - vcol[..., 0] * beta
             # The patch information only knows the noise; patches also carry model error
             # (edge-aware tone mapping, parallax). Add an isotropic model variance so that
             # the median Mahalanobis residual matches a 2-D Gaussian, then Huber weights.
@@ -1134,15 +1162,31 @@ def _fit_params(
             free.remove(i)
         if not free:
             break
+    if vcol is not None and free:
+        # Keep the edge-polarity term only where the data pin it: a bias the fit cannot
+        # tell from zero (small frames, where the warp absorbs little of it) only lets the
+        # warp wander along the directions it shares with it (a bright window's edges
+        # point outwards like a zoom): refit without it.
+        beta_sd = float(torch.sqrt(torch.linalg.inv(n_mat)[-1, -1].clamp(min=0.0)))
+        if abs(float(beta[0])) < max(_EDGE_BIAS_MIN_Z * beta_sd, _EDGE_BIAS_MIN_PX):
+            if cov_out is not None:
+                cov_out.pop("edge_bias_px", None)
+            return _fit_params(
+                fit, patches, current, frame_hw, pre, active, min_ncc, cov_out, max_sd_px
+            )
     phi_new = phi.clone()
     phi_new[active] = sol
     new = _params_from_coeffs(phi_new.numpy(), current.principal_point_px)
     if cov_out is not None:
         cov = torch.zeros(_N_PARAMS, _N_PARAMS, dtype=torch.float64)
         cov_local = torch.zeros(_N_PARAMS, _N_PARAMS, dtype=torch.float64)
+        nf = len(free)
+        # With the edge-polarity column the last row/column of n_mat is beta's: the
+        # coefficients' covariance is the top-left block of the inverse (beta marginalized).
+        n_inv = torch.linalg.inv(n_mat) if free else n_mat
         if free:
             idx = [active[i] for i in free]
-            cov[np.ix_(idx, idx)] = torch.linalg.inv(n_mat)
+            cov[np.ix_(idx, idx)] = n_inv[:nf, :nf]
             if fit.info_local is not None and isinstance(patches, PixelPatches):
                 # The same fit seen through each patch's local affine motion: the
                 # information the patches really hold about the coefficients
@@ -1152,8 +1196,12 @@ def _fit_params(
                     fit.info_local[keep], qx, qy, c, half_diagonal(h48, w48), patches.size - 1
                 )[:, :, idx]
                 iw = weights * wk[:, None, None]
-                n_loc = (b_eff.transpose(1, 2) @ iw @ b_eff).sum(0) + rw[:, idx].T @ rw[:, idx]
-                cov_local[np.ix_(idx, idx)] = _safe_inverse(n_loc)
+                prior_n = rw[:, idx].T @ rw[:, idx]
+                if vcol is not None:
+                    b_eff = torch.cat((b_eff, vcol), -1)
+                    prior_n = torch.block_diag(prior_n, beta_prec)
+                n_loc = (b_eff.transpose(1, 2) @ iw @ b_eff).sum(0) + prior_n
+                cov_local[np.ix_(idx, idx)] = _safe_inverse(n_loc)[:nf, :nf]
             else:
                 cov_local = cov.clone()
         cov_out["cov"] = cov
@@ -1163,12 +1211,18 @@ def _fit_params(
             idx = [active[i] for i in free]
             gx, gy = _frame_points(frame_hw)
             bq = _design(gx, gy, c, half_diagonal(h48, w48))[:, :, idx]  # (Q, 2, F)
-            # Influence of patch k's shift on the warp at q: B(q) N^-1 B_k^T W_k (Q, K, 2, 2).
-            right = bmat[:, :, idx].transpose(1, 2) @ (weights * wk[:, None, None])  # (K, F, 2)
-            left = bq @ torch.linalg.inv(n_mat)  # (Q, 2, F)
+            # Influence of patch k's shift on the warp at q: B(q) N^-1 B_k^T W_k (Q, K, 2, 2)
+            # (through beta as well when the edge-polarity column is there).
+            dk = bmat[:, :, idx] if vcol is None else torch.cat((bmat[:, :, idx], vcol), -1)
+            right = dk.transpose(1, 2) @ (weights * wk[:, None, None])  # (K, F(+1), 2)
+            left = bq @ n_inv[:nf]  # (Q, 2, F(+1))
             infl = torch.einsum("qaf,kfb->qkab", left, right)
             gain = torch.linalg.matrix_norm(infl, ord=2).sum(1)
         cov_out["bias_gain"] = gain
+        if vcol is not None:
+            cov_out["edge_bias_px"] = beta.clone()
+        else:
+            cov_out.pop("edge_bias_px", None)
     return new, hit
 
 
@@ -1501,6 +1555,29 @@ def _pixel_grid(level: _Level, offset: int, max_patches: int) -> PixelPatches | 
     return pixel_patches(k * cells.iy[:, 1, 0], k * cells.ix[:, 0, 1], size=_PATCH * k)
 
 
+def _edge_polarity(crops: PatchFields) -> Tensor:
+    """Signed edge direction of each pixel patch, (K, 2) in (x, y), norm <= 1.
+
+    ``sum(grad l) / sum(|grad l|)`` over the patch's Camera48 crop at 48MP (``l`` the log
+    of its colour-normalized 2x2-box luminance, floored at 1 % of the crop mean): the
+    unit normal pointing to the bright side for a patch holding one edge, near 0 for
+    lines, textures and flat patches (their bright-side directions cancel). An edge-aware
+    tone curve reshapes an edge's profile, which moves where the photometric model puts
+    that edge by an amount that follows its polarity (towards the dark or the bright
+    side, alike for every edge), not the warp; ``_fit_params`` fits that as one shared
+    nuisance coefficient (``docs/registration.md``).
+    """
+    f = crops.fields
+    lum = f[:, :, 0].mean(1)  # (K, F, F)
+    floor = 0.01 * lum.mean(dim=(1, 2), keepdim=True).clamp(min=1e-12)
+    inv = 1.0 / (lum.clamp(min=0.0) + floor)
+    gx = (f[:, :, 1].mean(1) * inv).to(torch.float64)
+    gy = (f[:, :, 2].mean(1) * inv).to(torch.float64)
+    mag = torch.sqrt(gx * gx + gy * gy).sum(dim=(1, 2))
+    dirs = torch.stack((gx.sum(dim=(1, 2)), gy.sum(dim=(1, 2))), -1)
+    return torch.where(mag[:, None] > 0, dirs / mag.clamp(min=1e-300)[:, None], 0.0)
+
+
 def _warp_difference(
     a: WarpParams,
     flow_a: np.ndarray | None,
@@ -1585,13 +1662,16 @@ def _gate_residual(
     frame_hw: tuple[int, int],
     pre: RegistrationPreset,
     figures: dict[str, float],
+    bias: Tensor | None = None,
 ) -> tuple[float, Tensor]:
     """Remaining misalignment (RMS, 48MP px) measured on the check patches, or NaN.
 
     Per-patch shifts carry their own noise; the systematic misalignment is their smooth
     part: matrix-weighted smoothing on the flow-node grid (model variance included), read
-    back at the confident patches. Fills ``figures`` with the patch statistics. Returns
-    the residual and the (K,) bool mask of confident check patches.
+    back at the confident patches. ``bias`` (K, 2): the fitted edge-polarity shift of each
+    check patch (a photometric effect, not misalignment), taken off their shifts first.
+    Fills ``figures`` with the patch statistics. Returns the residual and the (K,) bool
+    mask of confident check patches.
     """
     cov = torch.linalg.pinv(vfit.info)
     std_max = torch.sqrt(torch.linalg.eigvalsh(cov)[:, -1].clamp(min=0.0))
@@ -1601,6 +1681,8 @@ def _gate_residual(
     if n_conf < 5:
         return float("nan"), confident
     d_c, i_c = vfit.delta[confident], vfit.info[confident]
+    if bias is not None:
+        d_c = d_c - bias[confident]
     qx_c, qy_c = check.qx[confident], check.qy[confident]
     w_c = _with_model_variance(i_c, _model_variance(d_c, i_c))
     smooth = _smooth_shifts(qx_c, qy_c, d_c, w_c, frame_hw, pre.flow_nodes)
@@ -1751,6 +1833,7 @@ def register(
             # within half a period), then it can only fall into the right basin.
             periods = patch_periods(crops)
             drop = torch.isfinite(periods)
+            edge_dirs = _edge_polarity(crops) if _EDGE_BIAS else None
             stats["periodic_patches"] = float(drop.sum())
             fit: _PatchFit | None = None
             before = params
@@ -1783,8 +1866,11 @@ def register(
                     _NCC_MIN_FIT_PIXEL,
                     cov_out,
                     _MAX_FIT_SD_PX,
+                    edge_dirs,
                 )
             del crops
+            if "edge_bias_px" in cov_out:
+                stats["edge_bias_px"] = float(cov_out["edge_bias_px"][0])
             checkpoint(n_levels, total, "pixel level done")
             if fit is not None:
                 # The last round's shifts, moved by the last parameter update: what the
@@ -1812,8 +1898,11 @@ def register(
                 sd = _point_std(cov_out["cov"], params, check.qx, check.qy, frame_hw)
                 check_drop &= ~(6.0 * sd < check_periods)
             vfit = _without(vfit, check_drop)
+            check_bias = None
+            if "edge_bias_px" in cov_out:
+                check_bias = _edge_polarity(vcrops) * cov_out["edge_bias_px"]
             del vcrops
-            residual, confident = _gate_residual(vfit, check, frame_hw, pre, figures)
+            residual, confident = _gate_residual(vfit, check, frame_hw, pre, figures, check_bias)
             if math.isfinite(residual):  # enough confident patches to compare at
                 # Coarse (cell) and fine (pixel) estimates look at different frequencies:
                 # texture above the per-colour Nyquist of RAW12 (zone plates, fabrics,

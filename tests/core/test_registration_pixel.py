@@ -18,7 +18,7 @@ import torch
 from core.cfa import CfaPattern
 from core.errors import ShapeError
 from core.forward import forward_np
-from core.geometry import refine
+from core.geometry import refine, registration
 from core.geometry.registration import _design, _linear_coeffs, _prior_rows
 from core.geometry.warp import WarpParams, half_diagonal, source_coords
 from core.simulate import isp
@@ -226,3 +226,94 @@ def test_patch_periods_find_gratings_and_leave_random_texture_alone() -> None:
     # Shortest near-repeat: the period along the wave vector or a shorter lattice lag.
     assert 2.0 <= float(periods[0]) <= 6.0, periods
     assert math.isinf(float(periods[1])) and math.isinf(float(periods[2])), periods
+
+
+def test_edge_polarity_points_to_the_bright_side_of_an_edge_and_cancels_on_a_line() -> None:
+    # One vertical edge, bright on the left: the patch's polarity is (-1, 0). A bright
+    # vertical line on a dark ground has both polarities: near 0.
+    h, w = 128, 256
+    edge = np.full((3, h, w), 0.05, np.float32)
+    edge[:, :, : w // 4 + 3] = 0.4  # edge inside the first patch (48MP x = 67)
+    edge[:, :, w // 2 : w // 2 + 6] = 0.4  # a 6 px line inside the second (x = 128..133)
+    anchor = forward_np(edge, CFA)
+    data = refine.prepare_pixels(edge, anchor, CFA, None)
+    patches = refine.pixel_patches(torch.tensor([16, 16]), torch.tensor([16, 48]))
+    crops = refine.patch_fields(data, patches, WarpParams(), None, (h, w))
+    v = registration._edge_polarity(crops)
+    assert float(v[0, 0]) < -0.95 and abs(float(v[0, 1])) < 0.05
+    assert float(v[1].norm()) < 0.1
+
+
+def _synthetic_patch_shifts(
+    beta: float, frame_hw: tuple[int, int], seed: int = 0
+) -> tuple[refine.PatchShifts, refine.PixelPatches, torch.Tensor, WarpParams]:
+    """Patch shifts on a 16 x 12 grid that see the warp ``truth`` (a translation and a
+    zoom) plus ``beta`` times their edge polarity, with 0.05 px noise. The polarity leans
+    outwards from the centre (bright objects in the middle of the frame, as in a backlit
+    or window scene), so an unmodelled bias looks like a zoom; the rest is random."""
+    h, w = frame_hw
+    rng = np.random.default_rng(seed)
+    gy, gx = np.mgrid[0:12, 0:16]
+    oy = torch.tensor((gy.ravel() * (h // 2 - 40) // 11) // 2 * 2)
+    ox = torch.tensor((gx.ravel() * (w // 2 - 40) // 15) // 2 * 2)
+    patches = refine.pixel_patches(oy, ox)
+    k = int(oy.shape[0])
+    truth = WarpParams(translation_px=(0.4, -0.3), zoom=1.0 + 2e-4)
+    sx, sy = source_coords(truth, patches.qx, patches.qy, frame_h=h, frame_w=w)
+    radial = torch.stack((patches.qx - (w - 1) / 2, patches.qy - (h - 1) / 2), -1)
+    radial = radial / radial.norm(dim=1, keepdim=True).clamp(min=1.0)
+    rand = torch.from_numpy(rng.normal(size=(k, 2)))
+    dirs = 0.6 * radial + 0.5 * rand / rand.norm(dim=1, keepdim=True)
+    noise = torch.from_numpy(rng.normal(scale=0.05, size=(k, 2)))
+    delta = torch.stack((sx - patches.qx, sy - patches.qy), -1) + beta * dirs + noise
+    info = torch.eye(2, dtype=torch.float64).repeat(k, 1, 1) / 0.05**2
+    ones = torch.ones(k, dtype=torch.bool)
+    shifts = refine.PatchShifts(
+        delta=delta, info=info, ncc=torch.ones(k, dtype=torch.float64), usable=ones, textured=ones
+    )
+    return shifts, patches, dirs, truth
+
+
+def _frame_error(a: WarpParams, b: WarpParams, h: int, w: int) -> float:
+    x = torch.arange(0, w, 32, dtype=torch.float64)[None, :]
+    y = torch.arange(0, h, 32, dtype=torch.float64)[:, None]
+    ax, ay = source_coords(a, x, y, frame_h=h, frame_w=w)
+    bx, by = source_coords(b, x, y, frame_h=h, frame_w=w)
+    return float(torch.sqrt(((ax - bx) ** 2 + (ay - by) ** 2).mean()))
+
+
+def test_fit_separates_a_shared_edge_polarity_bias_from_the_warp() -> None:
+    # What an edge-aware tone curve applied at 48MP does to the pixel stage (measured on
+    # the bilateral 8064x6048 benchmark: -0.5 to -1 px along each patch's polarity): a
+    # bias that follows each edge's bright side. Fitted jointly it is recovered and the
+    # warp is right; without the term it leaks into the zoom.
+    h, w = 1512, 2016
+    pre = registration._preset("default")
+    shifts, patches, dirs, truth = _synthetic_patch_shifts(-0.6, (h, w))
+    start = WarpParams(principal_point_px=((w - 1) / 2, (h - 1) / 2))
+    active = registration._ACTIVE_ALL
+    cov: dict[str, torch.Tensor] = {}
+    with_term, _ = registration._fit_params(
+        shifts, patches, start, (h, w), pre, active, 0.0, cov, None, dirs
+    )
+    without, _ = registration._fit_params(shifts, patches, start, (h, w), pre, active, 0.0)
+    assert abs(float(cov["edge_bias_px"][0]) + 0.6) < 0.05
+    assert _frame_error(with_term, truth, h, w) < 0.05
+    assert _frame_error(without, truth, h, w) > 0.2
+
+
+def test_a_small_edge_polarity_bias_is_not_fitted() -> None:
+    # Below _EDGE_BIAS_MIN_PX the term is dropped (it would free the warp's directions
+    # it shares with the polarity for little gain): the fit is the one without it.
+    h, w = 1512, 2016
+    pre = registration._preset("default")
+    shifts, patches, dirs, _ = _synthetic_patch_shifts(-0.1, (h, w))
+    start = WarpParams(principal_point_px=((w - 1) / 2, (h - 1) / 2))
+    active = registration._ACTIVE_ALL
+    cov: dict[str, torch.Tensor] = {"edge_bias_px": torch.ones(1)}  # from an earlier round
+    with_term, _ = registration._fit_params(
+        shifts, patches, start, (h, w), pre, active, 0.0, cov, None, dirs
+    )
+    without, _ = registration._fit_params(shifts, patches, start, (h, w), pre, active, 0.0)
+    assert "edge_bias_px" not in cov
+    assert _frame_error(with_term, without, h, w) < 1e-9
