@@ -265,7 +265,10 @@ class IosManifest:
                 "guide_demosaic": "bilinear",
                 "io_dtype": self.io_dtype,
                 "output": "Camera48 = output / wb_gains",
-                "refine": "not on device (the desktop's anchor_refine runs after predict)",
+                "refine": (
+                    "not on device (the desktop's anchor_refine: gain smoothing, then the "
+                    "RAW fit, after predict)"
+                ),
             },
             "operations": list(self.operations),
             "models": self.models,

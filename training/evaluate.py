@@ -205,7 +205,9 @@ def evaluate_checkpoint(
                 refine=False,
             )
             t_ref = time.perf_counter()
-            refined, _ = anchor_refine(pm.camera48, pair.anchor, cfa, unclipped=pair.unclipped)
+            refined, _ = anchor_refine(
+                pm.camera48, pair.anchor, cfa, unclipped=pair.unclipped, source=pair.camera48
+            )
             seconds.append(pm.seconds + time.perf_counter() - t_ref)
             outputs = {
                 "ProRAW": pair.camera48,

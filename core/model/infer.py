@@ -8,8 +8,10 @@
 
 Inputs are converted to working space (Camera48 * wb_gains), the anchor is demosaiced
 (:func:`core.demosaic.demosaic`) and upsampled 2x, the network runs once over the frame
-and the result is divided by the white-balance gains again. A RAW-consistency refinement
-(:func:`anchor_refine`, on by default) then fits what mismatch with the anchor remains as
+and the result is divided by the white-balance gains again. The network's gain then loses
+its variation between 8 and 64 px at each luminance (shadow mottle, see
+:func:`core.edge_refine.smooth_model_gain`) and a RAW-consistency refinement
+(:func:`anchor_refine`, both on by default) fits what mismatch with the anchor remains as
 an edge-aware gain (:mod:`core.edge_refine`: a bilateral grid sliced by each pixel's own
 luminance), so the output agrees with the RAW12 anchor better than baseline B does
 without blurring a correction across luminance edges.
@@ -28,7 +30,7 @@ import torch
 
 from core.cfa import CfaPattern
 from core.demosaic import demosaic
-from core.edge_refine import edge_aware_refine
+from core.edge_refine import edge_aware_refine, smooth_model_gain
 from core.errors import ShapeError
 from core.inference.tiling import Tile, plan_tiles, run_tiled
 from core.model.checkpoint import load_checkpoint
@@ -91,8 +93,10 @@ class ModelOutput:
         cell_px48: the gain cell size in 48MP pixels.
         stats: residual and gain figures (``residual_rms_rel``, ``residual_max_abs``,
             ``log2_gain_min``, ``log2_gain_max``, ``log2_gain_range``; with the refinement
-            ``refine_log2_min`` / ``refine_log2_max``, its gain relative to the model).
-            ``gain_lowres`` is the network's gain alone (before the refinement).
+            ``smooth_log2_min`` / ``smooth_log2_max``, the mid-scale smoothing of the
+            network's gain, and ``refine_log2_min`` / ``refine_log2_max``, the RAW
+            refinement's gain relative to that). ``gain_lowres`` is the network's gain
+            alone (before both).
         seconds: wall time of the prediction (demosaic included).
     """
 
@@ -189,7 +193,7 @@ def predict(
         log2_global,
         net.config.pool_px,
         {**stats, **gain_stats},
-        (anchor, cfa, unclipped) if refine else None,
+        (camera48, anchor, cfa, unclipped) if refine else None,
         t0,
     )
 
@@ -220,7 +224,7 @@ def _finish(
     log2_global: float,
     pool_px: int,
     stats: dict[str, float],
-    refine_with: tuple[np.ndarray, CfaPattern, np.ndarray | None] | None,
+    refine_with: tuple[np.ndarray, np.ndarray, CfaPattern, np.ndarray | None] | None,
     t0: float,
 ) -> ModelOutput:
     """Shared tail of :func:`predict` and :func:`predict_tiled`: the refinement.
@@ -228,9 +232,11 @@ def _finish(
     ``gain_low``: from :func:`_gain_summary`.
     """
     if refine_with is not None:
-        anchor, cfa, unclipped = refine_with
+        source, anchor, cfa, unclipped = refine_with
         # ``image`` is this call's own array (a network output): refine it in place.
-        image, refine_stats = anchor_refine(image, anchor, cfa, unclipped=unclipped, inplace=True)
+        image, refine_stats = anchor_refine(
+            image, anchor, cfa, unclipped=unclipped, inplace=True, source=source
+        )
         stats.update(refine_stats)
     return ModelOutput(
         image,
@@ -408,7 +414,7 @@ def predict_tiled(
         log2_global,
         net.config.pool_px,
         {"tiles": float(len(plan)), **gain_stats},
-        (anchor, cfa, unclipped) if refine else None,
+        (camera48, anchor, cfa, unclipped) if refine else None,
         t0,
     )
 
@@ -421,17 +427,26 @@ def anchor_refine(
     unclipped: np.ndarray | None = None,
     iterations: int = REFINE_ITERATIONS,
     inplace: bool = False,
+    source: np.ndarray | None = None,
 ) -> tuple[np.ndarray, dict[str, float]]:
     """RAW-consistency refinement of a model output (Camera48 in, Camera48 out).
 
-    :func:`core.edge_refine.edge_aware_refine`: a gain on a bilateral grid (position x log
-    luminance) fitted by noise-weighted least squares to ``anchor ~ g * F(camera48)`` and
-    sliced per 48MP pixel by its own luminance, so the correction can step at luminance
-    edges instead of blurring across them (a smooth correction made halos there),
-    ``iterations`` times; into ``camera48`` itself when ``inplace`` (no second 48MP
-    image). Returns (image, stats).
-    Shapes: camera48 (3, H48, W48); anchor, unclipped (H48/2, W48/2).
+    When ``source`` (the ProRAW48 Camera48 the network was applied to) is given, the
+    network's gain first loses its variation between 8 and 64 px at each luminance
+    (:func:`core.edge_refine.smooth_model_gain`: shadow mottle the anchor cannot
+    correct). Then :func:`core.edge_refine.edge_aware_refine`: a gain on a bilateral grid
+    (position x log luminance) fitted by noise-weighted least squares to
+    ``anchor ~ g * F(camera48)`` and sliced per 48MP pixel by its own luminance, so the
+    correction can step at luminance edges instead of blurring across them (a smooth
+    correction made halos there), ``iterations`` times; into ``camera48`` itself when
+    ``inplace`` (no second 48MP image). Returns (image, stats).
+    Shapes: camera48, source (3, H48, W48); anchor, unclipped (H48/2, W48/2).
     """
-    return edge_aware_refine(
+    stats: dict[str, float] = {}
+    if source is not None:
+        camera48, stats = smooth_model_gain(camera48, source, inplace=inplace)
+        inplace = True  # camera48 is now this call's own array
+    out, refine_stats = edge_aware_refine(
         camera48, anchor, cfa, unclipped=unclipped, iterations=iterations, inplace=inplace
     )
+    return out, {**stats, **refine_stats}

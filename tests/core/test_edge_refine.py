@@ -15,13 +15,16 @@ from core.baselines import gain_field, upsample_gain
 from core.cfa import CfaPattern
 from core.edge_refine import (
     GridOptions,
+    SmoothOptions,
     anchor_noise_model,
     apply_bilateral_gain,
     edge_aware_refine,
     fit_bilateral_gain,
+    smooth_model_gain,
 )
 from core.errors import ShapeError
 from core.forward import forward_np
+from core.model.infer import anchor_refine
 
 CFA = CfaPattern.from_name("RGGB")
 
@@ -167,3 +170,86 @@ def test_a_pattern_finer_than_the_raw12_grid_takes_the_correction_of_its_quads()
     flat = GridOptions(coarse_sigma_cells=0.0, **opts)
     old, _ = edge_aware_refine(cam, anchor, CFA, options=flat)
     assert float(np.median(forward_np(old, CFA)[inner] / anchor[inner])) < 0.95
+
+
+def _blobs(h: int, w: int, scale_px: float, seed: int = 0) -> np.ndarray:
+    """Zero-mean band-pass random field, blobs of about ``scale_px`` (RMS 1): white noise
+    through a difference of Gaussians (``scale_px / 4`` and ``scale_px / 2``)."""
+    from scipy import ndimage
+
+    rng = np.random.default_rng(seed)
+    n = rng.standard_normal((h, w))
+    f = ndimage.gaussian_filter(n, scale_px / 4.0, mode="wrap") - ndimage.gaussian_filter(
+        n, scale_px / 2.0, mode="wrap"
+    )
+    return (f / f.std()).astype(np.float32)
+
+
+def test_smoothing_takes_mid_scale_gain_mottle_out_and_keeps_edge_steps_and_detail() -> None:
+    # What the network does in read-noise-limited shadows: its gain carries 0.15 EV of
+    # mottle at ~20-50 px on top of an edge-aware step (x2 dark / x0.5 bright, kept: it follows
+    # the ProRAW luminance) and of pixel-level detail (the detail head: 3 % per pixel, kept).
+    h, w = 192, 256
+    truth, step = _scene(h, w, edge_x=129)
+    pro = truth  # ProRAW48 as the network saw it (only its luminance is used)
+    mottle = 0.15 * _blobs(h, w, 48.0)
+    detail = 1.0 + 0.03 * np.random.default_rng(5).standard_normal((h, w)).astype(np.float32)
+    model_out = pro * (step * np.exp2(mottle) * detail)[None]
+    out, stats = smooth_model_gain(model_out, pro)
+    g_out = np.log2(out[1] / pro[1])
+    expect = np.log2(step * detail)  # what should remain: the step and the detail
+    resid = g_out - expect
+    inner = (slice(16, -16), slice(16, -16))
+    away = np.abs(np.arange(w) - 129)[None, :] > 24  # off the edge's own cells
+    before = mottle[inner][away[:, 16:-16].repeat(h - 32, 0)]
+    after = resid[inner][away[:, 16:-16].repeat(h - 32, 0)]
+    assert np.std(after) < 0.5 * np.std(before)  # most of the mottle is gone (0.41x)
+    # The step survives: mean log gain on each side, away from the edge, within 0.03 EV.
+    assert abs(np.median(g_out[:, 20:100]) - 1.0) < 0.03
+    assert abs(np.median(g_out[:, 160:236]) + 1.0) < 0.03
+    # Pixel detail survives: the per-pixel part of the gain correlates with the detail.
+    from scipy import ndimage
+
+    def high(a: np.ndarray) -> np.ndarray:  # minus its 5x5 mean: the pixel-level part
+        return a - ndimage.uniform_filter(a, 5)
+
+    hp_out, hp_detail = high(g_out - np.log2(step)), high(np.log2(detail))
+    assert np.corrcoef(hp_out[inner].ravel(), hp_detail[inner].ravel())[0, 1] > 0.95
+    assert stats["smooth_log2_min"] < 0 < stats["smooth_log2_max"]
+
+
+def test_a_gain_ramp_flattened_by_the_smoothing_is_restored_by_the_anchor() -> None:
+    # A gain that changes inside a luminance region (a 2 EV ramp across the frame, as a
+    # blur-type LTM) is averaged towards the region's mean near the region's ends by the
+    # coarse level alone (0.35 EV here: a one-sided average); the RAW-consistency fit that
+    # follows puts it back where the anchor supports it (noise-free anchor of that scene).
+    h, w = 128, 192
+    truth, _ = _scene(h, w)
+    x = np.arange(w, dtype=np.float32)[None, :] / w
+    ramp = np.exp2(2.0 * x - 1.0).astype(np.float32).repeat(h, 0)
+    scene = truth * ramp[None]  # the scene the RAW12 saw, ProRAW48 = truth
+    anchor = forward_np(scene, CFA)
+    model_out = scene.copy()  # the network got it right
+    smoothed, _ = smooth_model_gain(model_out, truth, inplace=True)
+    assert smoothed is model_out
+    assert np.abs(np.log2(smoothed[1] / scene[1])).max() > 0.2  # what the smoothing did
+    out, stats = anchor_refine(model_out, anchor, CFA, source=truth)
+    err = np.log2(out[1] / scene[1])[16:-16, 16:-16]
+    assert np.abs(err - np.median(err)).max() < 0.05
+    assert "smooth_log2_max" in stats and "refine_log2_max" in stats
+    keep = scene.copy()
+    # sigma_coarse_cells 0 switches the step off.
+    again, stats = smooth_model_gain(keep, truth, options=SmoothOptions(sigma_coarse_cells=0.0))
+    assert np.array_equal(again, keep) and stats["smooth_log2_max"] == 0.0
+
+
+def test_smoothing_rejects_bad_shapes_and_options() -> None:
+    truth, _ = _scene(64, 96)
+    with pytest.raises(ShapeError):
+        smooth_model_gain(truth, truth[:, :32])
+    with pytest.raises(ShapeError):
+        smooth_model_gain(truth[:, :63], truth[:, :63])
+    with pytest.raises(ShapeError):
+        SmoothOptions(sigma_coarse_cells=0.5, sigma_fine_cells=1.0)
+    with pytest.raises(ShapeError):
+        SmoothOptions(bin_ev=0.0)
