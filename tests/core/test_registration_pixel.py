@@ -282,38 +282,42 @@ def _frame_error(a: WarpParams, b: WarpParams, h: int, w: int) -> float:
     return float(torch.sqrt(((ax - bx) ** 2 + (ay - by) ** 2).mean()))
 
 
+_FRAME = (1512, 2016)
+
+
+def _fit_with_and_without(
+    beta: float, cov: dict[str, torch.Tensor]
+) -> tuple[WarpParams, WarpParams, WarpParams]:
+    """The pixel-stage parametric fit of ``_synthetic_patch_shifts(beta)`` with the
+    edge-polarity term (``cov`` receives its outputs) and without; and the true warp."""
+    h, w = _FRAME
+    pre = registration._preset("default")
+    shifts, patches, dirs, truth = _synthetic_patch_shifts(beta, (h, w))
+    start = WarpParams(principal_point_px=((w - 1) / 2, (h - 1) / 2))
+    active = registration._ACTIVE_ALL
+    with_term, _ = registration._fit_params(
+        shifts, patches, start, (h, w), pre, active, 0.0, cov, None, dirs
+    )
+    without, _ = registration._fit_params(shifts, patches, start, (h, w), pre, active, 0.0)
+    return with_term, without, truth
+
+
 def test_fit_separates_a_shared_edge_polarity_bias_from_the_warp() -> None:
     # What an edge-aware tone curve applied at 48MP does to the pixel stage (measured on
     # the bilateral 8064x6048 benchmark: -0.5 to -1 px along each patch's polarity): a
     # bias that follows each edge's bright side. Fitted jointly it is recovered and the
     # warp is right; without the term it leaks into the zoom.
-    h, w = 1512, 2016
-    pre = registration._preset("default")
-    shifts, patches, dirs, truth = _synthetic_patch_shifts(-0.6, (h, w))
-    start = WarpParams(principal_point_px=((w - 1) / 2, (h - 1) / 2))
-    active = registration._ACTIVE_ALL
     cov: dict[str, torch.Tensor] = {}
-    with_term, _ = registration._fit_params(
-        shifts, patches, start, (h, w), pre, active, 0.0, cov, None, dirs
-    )
-    without, _ = registration._fit_params(shifts, patches, start, (h, w), pre, active, 0.0)
+    with_term, without, truth = _fit_with_and_without(-0.6, cov)
     assert abs(float(cov["edge_bias_px"][0]) + 0.6) < 0.05
-    assert _frame_error(with_term, truth, h, w) < 0.05
-    assert _frame_error(without, truth, h, w) > 0.2
+    assert _frame_error(with_term, truth, *_FRAME) < 0.05
+    assert _frame_error(without, truth, *_FRAME) > 0.2
 
 
 def test_a_small_edge_polarity_bias_is_not_fitted() -> None:
     # Below _EDGE_BIAS_MIN_PX the term is dropped (it would free the warp's directions
     # it shares with the polarity for little gain): the fit is the one without it.
-    h, w = 1512, 2016
-    pre = registration._preset("default")
-    shifts, patches, dirs, _ = _synthetic_patch_shifts(-0.1, (h, w))
-    start = WarpParams(principal_point_px=((w - 1) / 2, (h - 1) / 2))
-    active = registration._ACTIVE_ALL
     cov: dict[str, torch.Tensor] = {"edge_bias_px": torch.ones(1)}  # from an earlier round
-    with_term, _ = registration._fit_params(
-        shifts, patches, start, (h, w), pre, active, 0.0, cov, None, dirs
-    )
-    without, _ = registration._fit_params(shifts, patches, start, (h, w), pre, active, 0.0)
+    with_term, without, _ = _fit_with_and_without(-0.1, cov)
     assert "edge_bias_px" not in cov
-    assert _frame_error(with_term, without, h, w) < 1e-9
+    assert _frame_error(with_term, without, *_FRAME) < 1e-9
