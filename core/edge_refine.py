@@ -201,6 +201,16 @@ def _lum12(camera48: np.ndarray) -> np.ndarray:
     return out
 
 
+def _bin_range(log2_lum: np.ndarray, bin_ev: float) -> tuple[float, float, int]:
+    """(lo, hi, bins) of a grid's luminance axis: the 0.1-99.9 percentiles of ``log2_lum``
+    (EV) widened by 1 EV each side, at least one bin and at most ``MAX_RANGE_EV`` wide;
+    ``bins`` nodes of ``bin_ev`` cover it with one spare at each end."""
+    lo = float(np.percentile(log2_lum, 0.1)) - 1.0
+    hi = float(np.percentile(log2_lum, 99.9)) + 1.0
+    hi = min(max(hi, lo + bin_ev), lo + MAX_RANGE_EV)
+    return lo, hi, math.ceil((hi - lo) / bin_ev) + 2
+
+
 def _pool2(a: np.ndarray) -> np.ndarray:
     """Sum over 2x2 blocks of nodes in position (bins kept), divided by 4: (ceil(gh/2), ...)."""
     gh, gw, nb = a.shape
@@ -293,10 +303,7 @@ def fit_bilateral_gain(
     s_noise, o_noise = anchor_noise_model(anchor, valid)
     lum = _lum12(camera48)
     finite = lum[valid] if valid.any() else lum.ravel()
-    lo = float(np.percentile(finite, 0.1)) - 1.0
-    hi = float(np.percentile(finite, 99.9)) + 1.0
-    hi = min(max(hi, lo + bin_ev), lo + MAX_RANGE_EV)
-    nb = math.ceil((hi - lo) / bin_ev) + 2
+    lo, hi, nb = _bin_range(finite, bin_ev)
     gh, gw = (h12 - 1) // cell12 + 2, (w12 - 1) // cell12 + 2
     num = np.zeros((gh, gw, nb), np.float32)
     den = np.zeros((gh, gw, nb), np.float32)
@@ -501,10 +508,7 @@ def smooth_model_gain(
         return out, {"smooth_log2_min": 0.0, "smooth_log2_max": 0.0}
     cell48 = 2 * opt.cell12
     sample = _log2_floored(_luma_rows(camera48[:, ::4, ::4], 0, (h48 + 3) // 4))
-    lo = float(np.percentile(sample, 0.1)) - 1.0
-    hi = float(np.percentile(sample, 99.9)) + 1.0
-    hi = min(max(hi, lo + opt.bin_ev), lo + MAX_RANGE_EV)
-    nb = math.ceil((hi - lo) / opt.bin_ev) + 2
+    lo, hi, nb = _bin_range(sample, opt.bin_ev)
     gh, gw = (h48 // 2 - 1) // opt.cell12 + 2, (w48 // 2 - 1) // opt.cell12 + 2
     num = np.zeros((gh, gw, nb), np.float32)
     den = np.zeros((gh, gw, nb), np.float32)

@@ -1169,9 +1169,7 @@ def _fit_params(
         # point outwards like a zoom): refit without it.
         beta_sd = float(torch.sqrt(torch.linalg.inv(n_mat)[-1, -1].clamp(min=0.0)))
         if abs(float(beta[0])) < max(_EDGE_BIAS_MIN_Z * beta_sd, _EDGE_BIAS_MIN_PX):
-            if cov_out is not None:
-                cov_out.pop("edge_bias_px", None)
-            return _fit_params(
+            return _fit_params(  # (clears cov_out's edge_bias_px)
                 fit, patches, current, frame_hw, pre, active, min_ncc, cov_out, max_sd_px
             )
     phi_new = phi.clone()
