@@ -12,12 +12,13 @@ run: one ``F(camera48)`` (``forward_np``) and one full-frame grid_sample. Also p
 true remaining misalignment (RMS, 48MP px) and the gate's figures.
 
 Run: ``python benchmarks/bench_register.py [--scene natural_coffee] [--size 8064x6048]
-[--ltm smooth|blur|bilateral|grid_table|exposure_fusion] [--no-edge-bias]``
+[--ltm smooth|blur|bilateral|grid_table|exposure_fusion] [--no-edge-bias] [--no-gain-mesh]``
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 
 import numpy as np
@@ -25,7 +26,7 @@ import torch
 
 from core.cfa import CfaPattern
 from core.forward import forward_np
-from core.geometry import registration
+from core.geometry import refine, registration
 from core.geometry.registration import apply_registration, register
 from core.geometry.warp import WarpParams, source_coords, warp
 from core.simulate import ltm
@@ -52,9 +53,16 @@ def main() -> None:
         action="store_true",
         help="ablation: no edge-polarity term in the pixel-stage fit",
     )
+    ap.add_argument(
+        "--no-gain-mesh",
+        action="store_true",
+        help="ablation: no per-patch gain mesh in the pixel stage",
+    )
     args = ap.parse_args()
     if args.no_edge_bias:
         registration._EDGE_BIAS = False
+    if args.no_gain_mesh:
+        refine._OPTIONS = dataclasses.replace(refine.options(), gain_mesh=False)
     w48, h48 = (int(v) for v in args.size.split("x"))
     rng = np.random.default_rng(args.seed)
     cfa = CfaPattern.from_name("BGGR")
@@ -120,6 +128,7 @@ def main() -> None:
         f"gate {result.seconds - pixels:.2f}"
     )
     print(f"edge-polarity bias: {st.get('edge_bias_px', 'not fitted')}")
+    print(f"gain mesh: {'on' if st.get('gain_mesh') else 'off'}")
     print(f"residual flow: {flow}; gate figures: {result.gate.figures}")
 
 

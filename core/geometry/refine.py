@@ -40,6 +40,7 @@ over the photometric terms, divided by the residual variance.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -79,6 +80,9 @@ _CLIP_MARGIN_PX = 2  # RAW12 px dropped around clipped or unusable anchor pixels
 PERIODIC_MAX_LAG_PX = 12
 PERIODIC_MIN_PEAK = 0.6
 PERIODIC_MIN_DIP = 0.3
+MESH_SPACING = 8
+"""Knot spacing of the per-patch gain mesh, RAW12 px (16 48MP px; 5x5 knots per patch)."""
+_MESH_RIDGE = 1e-3  # ridge on the knots, relative to their mean normal-matrix diagonal
 
 
 @dataclass(frozen=True)
@@ -90,14 +94,19 @@ class _Options:
             sharpness difference between the files).
         tone: estimate a smooth local tone exponent and linearize Camera48 with it
             (``registration`` does it between pixel rounds; see ``estimate_tone``).
+        gain_mesh: the patch's gain also varies bilinearly between knots every
+            ``MESH_SPACING`` RAW12 px (``fit_pixel_patches``); ``registration`` turns it
+            on for full-size frames only (its preset's ``gain_mesh_min_side_px``).
     """
 
     blur_terms: bool = True
     tone: bool = True
+    gain_mesh: bool = True
 
     @property
     def n_photo(self) -> int:
-        """Photometric unknowns: o, beta_R, beta_G, beta_B, bx, by (+ kappa_x, kappa_y)."""
+        """Photometric unknowns: o, beta_R, beta_G, beta_B, bx, by (+ kappa_x, kappa_y);
+        the gain mesh's knots come on top of these (``_Mesh``)."""
         return 8 if self.blur_terms else 6
 
 
@@ -483,6 +492,83 @@ def _patch_layout(
     return a, valid, onehot, xx * scale - 1.0, yy * scale - 1.0
 
 
+@dataclass(frozen=True)
+class _Mesh:
+    """Bilinear tent basis of the per-patch gain mesh (knots every ``MESH_SPACING``).
+
+    Attributes:
+        ty, tx: (S, m1) float32 tent weights of rows / columns 0..S-1 of the patch
+            (``S`` = patch side in RAW12 px, ``m1`` knots per side).
+        tyy, txx: (S, m1 * m1): products ``t[:, a] * t[:, c]`` (the Gram matrices' parts).
+        dense: (n, m) float32 the basis at the patch pixels, phase-major, ``m = m1^2``,
+            knot ``j = a * m1 + b`` (row knot ``a``, column knot ``b``).
+    The normal matrices are formed through the raster: the basis is separable and each
+    pixel touches 4 knots, so ``M^T diag(d) M`` costs ``S^2 m1^2``, not ``S^2 m^2``.
+    """
+
+    ty: Tensor
+    tx: Tensor
+    tyy: Tensor
+    txx: Tensor
+    dense: Tensor
+
+    @property
+    def m(self) -> int:
+        """Number of knots."""
+        return int(self.dense.shape[1])
+
+
+def _mesh(size: int, spacing: int | None = None) -> _Mesh:
+    """The gain mesh of a ``size`` x ``size`` RAW12 px patch (``_Mesh``); ``spacing``
+    in RAW12 px (None: ``MESH_SPACING``)."""
+    m1 = math.ceil((size - 1) / (MESH_SPACING if spacing is None else spacing)) + 1
+    pos = torch.arange(size, dtype=torch.float32)
+    knots = torch.linspace(0.0, size - 1.0, m1)
+    t = (1.0 - (pos[:, None] - knots[None]).abs() / (knots[1] - knots[0])).clamp(min=0.0)
+    tt = (t[:, :, None] * t[:, None, :]).reshape(size, m1 * m1)
+    raster = (t[:, None, :, None] * t[None, :, None, :]).reshape(size, size, m1 * m1)
+    dense = _from_raster(raster.movedim(-1, 0)).T.contiguous()  # (n, m)
+    return _Mesh(ty=t, tx=t, tyy=tt, txx=tt, dense=dense)
+
+
+def _to_raster(v: Tensor, size: int) -> Tensor:
+    """Phase-major (..., n) -> raster (..., size, size): row ``2 a + py``, column ``2 b + px``."""
+    half = size // 2
+    lead = v.shape[:-1]
+    g = v.reshape(*lead, 2, 2, half, half)  # (..., py, px, a, b)
+    nd = g.dim()
+    g = g.permute(*range(nd - 4), nd - 2, nd - 4, nd - 1, nd - 3)  # (..., a, py, b, px)
+    return g.reshape(*lead, size, size)
+
+
+def _from_raster(g: Tensor) -> Tensor:
+    """Raster (..., size, size) -> phase-major (..., n); the inverse of ``_to_raster``."""
+    size = g.shape[-1]
+    half = size // 2
+    lead = g.shape[:-2]
+    v = g.reshape(*lead, half, 2, half, 2)  # (..., a, py, b, px)
+    nd = v.dim()
+    v = v.permute(*range(nd - 4), nd - 3, nd - 1, nd - 4, nd - 2)  # (..., py, px, a, b)
+    return v.reshape(*lead, size * size)
+
+
+def _mesh_project(mesh: _Mesh, v: Tensor) -> Tensor:
+    """``v @ M`` for phase-major ``v`` (..., n): (..., m), through the raster."""
+    g = _to_raster(v, mesh.ty.shape[0])
+    out = mesh.ty.T @ g @ mesh.tx  # (..., m1, m1)
+    return out.reshape(*v.shape[:-1], mesh.m)
+
+
+def _mesh_gram(mesh: _Mesh, d: Tensor) -> Tensor:
+    """``M^T diag(d) M`` for (K, n) ``d``: (K, m, m), through the raster."""
+    m1 = mesh.ty.shape[1]
+    g = _to_raster(d, mesh.ty.shape[0])  # (K, S, S)
+    p = g @ mesh.txx  # (K, S rows, (b, d))
+    h = mesh.tyy.T @ p  # (K, (a, c), (b, d))
+    k = d.shape[0]
+    return h.reshape(k, m1, m1, m1, m1).permute(0, 1, 3, 2, 4).reshape(k, mesh.m, mesh.m)
+
+
 def fit_pixel_patches(
     data: PixelData,
     patches: PixelPatches,
@@ -492,13 +578,23 @@ def fit_pixel_patches(
     *,
     fields: PatchFields | None = None,
     iters: int = 5,
+    mesh: bool | None = None,
 ) -> PatchShifts:
     """Per-patch shift under the per-colour local photometric model (module docstring).
 
     Batched Gauss-Newton over all patches, ``iters`` steps from ``delta = 0``; Huber
     weights (2 robust sigmas) per patch; a weak N(0, 2 px^2) prior on ``delta`` keeps
     flat directions put (the returned information is the data's alone).
-    ``fields``: crops from :func:`patch_fields` for these patches (built here if None).
+    **Gain mesh** (``mesh``): a tone-mapping gain computed at low resolution and
+    upsampled varies over ~10 px at full 48MP, much faster than the patch's linear
+    trend, and a gain that changes across a blurred edge moves it (by about
+    ``sigma_edge^2 d ln g / dx``, towards the dark side where the dark side is lifted).
+    With the mesh the gain also varies bilinearly between knots every ``MESH_SPACING``
+    RAW12 px (5x5 knots per patch, a light ridge ``_MESH_RIDGE``); the shift's
+    information is then the Schur complement over the knots too (less precise on soft
+    or low-contrast structure, which the parametric fit weighs accordingly).
+    ``fields``: crops from :func:`patch_fields` for these patches (built here if None);
+    ``mesh``: use the gain mesh (None: ``options().gain_mesh``).
     Shapes: K patches -> ``PatchShifts`` with (K, ...) tensors.
     """
     k = int(patches.oy.shape[0])
@@ -508,21 +604,37 @@ def fit_pixel_patches(
     sample = _Sampler(crops=crops, sx=sx, sy=sy, colours=(c[0][0], c[0][1], c[1][0], c[1][1]))
     a, valid, onehot, xx, yy = _patch_layout(data, patches)
     ones = torch.ones_like(a)
-    delta = torch.zeros(k, 2, dtype=torch.float64)
     n_photo = _OPTIONS.n_photo
-    coef = torch.zeros(k, n_photo, dtype=torch.float64)
+    use_mesh = _OPTIONS.gain_mesh if mesh is None else mesh
+    knots = _mesh(patches.size) if use_mesh else None
+    n_mesh = 0 if knots is None else knots.m
+    n_par = 2 + n_photo + n_mesh
+    delta = torch.zeros(k, 2, dtype=torch.float64)
+    coef = torch.zeros(k, n_photo + n_mesh, dtype=torch.float64)
     coef[:, 1:4] = 1.0
-    eye = torch.eye(2 + n_photo, dtype=torch.float64)
+    eye = torch.eye(n_par, dtype=torch.float64)
 
-    def system(
-        d: Tensor, huber: float = _HUBER
-    ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+    @dataclass
+    class _System:
+        hess: Tensor  # (K, P, P) float64, P = n_par
+        rhs: Tensor  # (K, P)
+        wrr: Tensor  # (K,) Huber-weighted residual sum of squares
+        wsum: Tensor  # (K,)
+        ok: Tensor  # (K, n) bool
+        signal: Tensor  # (K, n) gain * value
+        jac: Tensor  # (K, n, 2 + n_photo) the columns without the mesh's
+        w: Tensor  # (K, n)
+        val: Tensor  # (K, n)
+
+    def system(d: Tensor, cf: Tensor, use: Tensor, huber: float = _HUBER) -> _System:
         f, inside = sample(d)
         val, gx, gy, gxx, gyy = f.unbind(1)
         ok = valid & inside
-        c32 = coef.to(torch.float32)
+        c32 = cf.to(torch.float32)
         gain = onehot @ c32[:, 1:4, None]  # (K, n, 1)
         gain = gain[..., 0] + c32[:, 4:5] * xx + c32[:, 5:6] * yy
+        if knots is not None:
+            gain = gain + c32[:, n_photo:] @ knots.dense.T
         pred = c32[:, 0:1] + gain * val
         cols = [
             gain * gx,
@@ -534,7 +646,7 @@ def fit_pixel_patches(
             xx * val,
             yy * val,
         ]
-        if n_photo == 8:
+        if _OPTIONS.blur_terms:
             pred = pred + c32[:, 6:7] * gxx + c32[:, 7:8] * gyy
             cols += [gxx, gyy]
         r = torch.where(ok, a - pred, torch.zeros_like(a))
@@ -544,30 +656,75 @@ def fit_pixel_patches(
         w = ok.to(torch.float32) * torch.clamp(huber * sigma / r.abs().clamp(min=1e-12), max=1.0)
         jac = torch.stack(cols, dim=-1)  # (K, n, 2 + n_photo)
         jw = jac * w[..., None]
-        hess = (jw.transpose(1, 2) @ jac).to(torch.float64)
-        rhs = (jw.transpose(1, 2) @ r[..., None])[..., 0].to(torch.float64)
+        hess = torch.zeros(k, n_par, n_par, dtype=torch.float64)
+        rhs = torch.zeros(k, n_par, dtype=torch.float64)
+        p0 = 2 + n_photo
+        hess[:, :p0, :p0] = jw.transpose(1, 2) @ jac
+        rhs[:, :p0] = (jw.transpose(1, 2) @ r[..., None])[..., 0]
+        if knots is not None:
+            on = use.to(torch.float32)
+            wv = w * val * on[:, None]
+            cross = _mesh_project(knots, jac.transpose(1, 2) * wv[:, None, :])  # (K, p0, m)
+            hess[:, :p0, p0:] = cross
+            hess[:, p0:, :p0] = cross.transpose(1, 2)
+            hess[:, p0:, p0:] = _mesh_gram(knots, wv * val)
+            rhs[:, p0:] = _mesh_project(knots, wv * r)
         wrr = (w * r * r).sum(1).to(torch.float64)
-        return hess, rhs, wrr, w.sum(1).to(torch.float64), ok, gain * val, jac, w
+        return _System(hess, rhs, wrr, w.sum(1).to(torch.float64), ok, gain * val, jac, w, val)
 
-    for it in range(iters):
-        # Plain least squares first: robust weights computed far from the optimum would
-        # down-weight exactly the misaligned edges that carry the shift (slow convergence).
-        hess, rhs, wrr, wsum, _, _, _, _ = system(delta, _HUBER if it >= iters // 2 else 1e6)
-        prior = wrr / wsum.clamp(min=1.0) / _PRIOR_PX**2
-        hess[:, 0, 0] += prior
-        hess[:, 1, 1] += prior
-        rhs[:, :2] -= prior[:, None] * delta
-        damp = 1e-9 * hess.diagonal(dim1=1, dim2=2).sum(-1).clamp(min=1e-12)
-        step = torch.nan_to_num(torch.linalg.solve(hess + damp[:, None, None] * eye, rhs))
-        delta = delta + step[:, :2].clamp(-_MAX_STEP_PX, _MAX_STEP_PX)
-        coef = coef + step[:, 2:]
-    hess, rhs, wrr, wsum, ok, signal, jac, w = system(delta)
-    var = (wrr / (wsum - (2 + n_photo)).clamp(min=1.0)).clamp(min=1e-20)
-    hpp = hess[:, 2:, 2:] + 1e-9 * torch.eye(n_photo, dtype=torch.float64)
+    def ridge(sy_: _System, cf: Tensor, use: Tensor) -> None:
+        """Mesh knots: a light ridge where the mesh is on; pinned at 0 where it is off."""
+        if knots is None:
+            return
+        blk = sy_.hess[:, 2 + n_photo :, 2 + n_photo :]
+        lam = _MESH_RIDGE * blk.diagonal(dim1=1, dim2=2).mean(-1)
+        lam = torch.where(use, lam, torch.ones_like(lam))
+        blk += lam[:, None, None] * torch.eye(n_mesh, dtype=torch.float64)
+        sy_.rhs[:, 2 + n_photo :] -= lam[:, None] * cf[:, n_photo:]
+
+    def steps(
+        d: Tensor, cf: Tensor, use: Tensor, n_steps: int, first_huber: int
+    ) -> tuple[Tensor, Tensor]:
+        for it in range(n_steps):
+            # Plain least squares first: robust weights computed far from the optimum
+            # would down-weight exactly the misaligned edges that carry the shift.
+            st = system(d, cf, use, _HUBER if it >= first_huber else 1e6)
+            prior = st.wrr / st.wsum.clamp(min=1.0) / _PRIOR_PX**2
+            st.hess[:, 0, 0] += prior
+            st.hess[:, 1, 1] += prior
+            st.rhs[:, :2] -= prior[:, None] * d
+            ridge(st, cf, use)
+            damp = 1e-9 * st.hess.diagonal(dim1=1, dim2=2).sum(-1).clamp(min=1e-12)
+            step = torch.nan_to_num(torch.linalg.solve(st.hess + damp[:, None, None] * eye, st.rhs))
+            d = d + step[:, :2].clamp(-_MAX_STEP_PX, _MAX_STEP_PX)
+            cf = cf + step[:, 2:]
+        return d, cf
+
+    use = torch.full((k,), knots is not None, dtype=torch.bool)
+    delta, coef = steps(delta, coef, use, iters, iters // 2)
+    st = system(delta, coef, use)
+    hess, wrr, wsum, ok, jac, w = st.hess, st.wrr, st.wsum, st.ok, st.jac, st.w
+    n_fit = (2 + n_photo) + n_mesh * use.to(torch.float64)
+    var = (wrr / (wsum - n_fit).clamp(min=1.0)).clamp(min=1e-20)
+    hpp = hess[:, 2:, 2:] + 1e-9 * torch.eye(n_par - 2, dtype=torch.float64)
+    if knots is not None:
+        lam = _MESH_RIDGE * hess[:, 2 + n_photo :, 2 + n_photo :].diagonal(dim1=1, dim2=2).mean(-1)
+        lam = torch.where(use, lam, torch.ones_like(lam))
+        hpp[:, n_photo:, n_photo:] += lam[:, None, None] * torch.eye(n_mesh, dtype=torch.float64)
     schur = hess[:, :2, :2] - hess[:, :2, 2:] @ torch.linalg.solve(hpp, hess[:, 2:, :2])
     info = schur / var[:, None, None]
-    info_local = _local_information(jac, w, xx, yy, hess, hpp, var)
-    del jac, w
+
+    def cross_with(x: Tensor) -> Tensor:
+        """``x^T W J`` for (K, n, q) columns ``x``: (K, q, n_par), the mesh's included."""
+        xw = x * w[..., None]
+        out = [(xw.transpose(1, 2) @ jac).to(torch.float64)]
+        if knots is not None:
+            wv = (st.val * use.to(torch.float32)[:, None])[:, None, :]
+            out.append(_mesh_project(knots, xw.transpose(1, 2) * wv).to(torch.float64))
+        return torch.cat(out, dim=-1)
+
+    info_local = _local_information(jac, w, xx, yy, hess, hpp, var, cross_with)
+    signal = st.signal
 
     # Structure match and texture: anchor and aligned prediction, each with an affine
     # trend removed (per-colour level and a linear ramp), correlated over usable pixels.
@@ -611,28 +768,37 @@ def fit_pixel_patches(
 
 
 def _local_information(
-    jac: Tensor, w: Tensor, xx: Tensor, yy: Tensor, hess: Tensor, hpp: Tensor, var: Tensor
+    jac: Tensor,
+    w: Tensor,
+    xx: Tensor,
+    yy: Tensor,
+    hess: Tensor,
+    hpp: Tensor,
+    var: Tensor,
+    cross_with: Callable[[Tensor], Tensor],
 ) -> Tensor:
     """Information (K, 6, 6) of a patch's local affine motion (``PatchShifts.info_local``).
 
-    ``jac`` (K, n, 2 + n_photo) the final Jacobian (shift columns first), ``w`` (K, n)
-    its robust weights, ``xx, yy`` (n,) pixel positions in [-1, 1], ``hess`` its normal
-    matrix and ``hpp`` the regularized photometric block, ``var`` (K,) the residual
-    variance. The stretch columns are ``g_x x, g_x y, g_y x, g_y y``; the photometric
-    terms are projected out as for the shift (Schur complement).
+    ``jac`` (K, n, 2 + n_photo) the final Jacobian without the mesh's columns (shift
+    columns first), ``w`` (K, n) its robust weights, ``xx, yy`` (n,) pixel positions in
+    [-1, 1], ``hess`` the full normal matrix and ``hpp`` its regularized photometric block
+    (mesh included), ``var`` (K,) the residual variance, ``cross_with(x)`` the products
+    ``x^T W J`` (K, q, P) with every column of the fit. The stretch columns are
+    ``g_x x, g_x y, g_y x, g_y y``; the photometric terms are projected out as for the
+    shift (Schur complement).
     """
     gx, gy = jac[..., 0], jac[..., 1]
     stretch = torch.stack((gx * xx, gx * yy, gy * xx, gy * yy), dim=-1)  # (K, n, 4)
     sw = stretch * w[..., None]
     ss = (sw.transpose(1, 2) @ stretch).to(torch.float64)  # (K, 4, 4)
-    sm = (sw.transpose(1, 2) @ jac).to(torch.float64)  # (K, 4, 2 + n_photo)
+    sm = cross_with(stretch)  # (K, 4, P)
     k = jac.shape[0]
     m = torch.zeros(k, 6, 6, dtype=torch.float64)
     m[:, :2, :2] = hess[:, :2, :2]
     m[:, 2:, :2] = sm[:, :, :2]
     m[:, :2, 2:] = sm[:, :, :2].transpose(1, 2)
     m[:, 2:, 2:] = ss
-    cross = torch.cat((hess[:, :2, 2:], sm[:, :, 2:]), dim=1)  # (K, 6, n_photo)
+    cross = torch.cat((hess[:, :2, 2:], sm[:, :, 2:]), dim=1)  # (K, 6, P - 2)
     schur = m - cross @ torch.linalg.solve(hpp, cross.transpose(1, 2))
     schur = 0.5 * (schur + schur.transpose(1, 2))
     return schur / var[:, None, None]

@@ -203,6 +203,12 @@ class RegistrationPreset:
         residual_flow: ``"off"``, ``"auto"`` (kept when it helps held-out patches) or
             ``"on"``.
         flow_nodes: long-side node count of the residual flow grid.
+        gain_mesh_min_side_px: the pixel stage tries its per-patch gain mesh
+            (``core.geometry.refine``) when the 48MP frame's long side is at least this
+            (0: always). A local tone mapping computed at about 1000 px and upsampled
+            varies over ~10 px at full 48MP, which the mesh follows; on a frame a few
+            times smaller the same gain changes per pixel at the edges, where the mesh
+            only trades shift for gain (docs/registration.md has the figures).
         gate: gate thresholds.
     """
 
@@ -216,6 +222,7 @@ class RegistrationPreset:
     prior_sigma: tuple[float, ...] = _DEFAULT_PRIOR_SIGMA
     residual_flow: FlowMode = "auto"
     flow_nodes: int = 12
+    gain_mesh_min_side_px: int = 4000
     gate: GateThresholds = field(default_factory=GateThresholds)
 
     def prior_sigma_vector(self) -> np.ndarray:
@@ -326,6 +333,11 @@ def _parse_preset(name: str, raw: Any) -> RegistrationPreset:
     nodes = raw.get("flow_nodes", 12)
     if isinstance(nodes, bool) or not isinstance(nodes, int) or not 2 <= nodes <= 64:
         raise ConfigError(f"{where}.flow_nodes must be an integer in 2..64, got {nodes!r}")
+    mesh_side = raw.get("gain_mesh_min_side_px", 4000)
+    if isinstance(mesh_side, bool) or not isinstance(mesh_side, int) or mesh_side < 0:
+        raise ConfigError(
+            f"{where}.gain_mesh_min_side_px must be an integer >= 0, got {mesh_side!r}"
+        )
     g = raw.get("gate", {})
     if not isinstance(g, dict):
         raise ConfigError(f"{where}.gate must be an object")
@@ -349,6 +361,7 @@ def _parse_preset(name: str, raw: Any) -> RegistrationPreset:
         prior_sigma=prior,
         residual_flow=flow_mode,
         flow_nodes=nodes,
+        gain_mesh_min_side_px=mesh_side,
         gate=GateThresholds(**gate_values),
     )
     lo, hi = preset.bounds()
@@ -1823,6 +1836,8 @@ def register(
         flow: np.ndarray | None = None
         tone: Tensor | None = None  # smooth local tone exponent on the flow-node grid
         cov_out: dict[str, Tensor] = {}
+        use_mesh = refine_options().gain_mesh and max(frame_hw) >= pre.gain_mesh_min_side_px
+        stats["gain_mesh"] = float(use_mesh)
         if patches is not None:
             crops = patch_fields(pixels, patches, params, None, frame_hw)
             # Repeating texture (gratings, fine checks, weaves) matches itself a period
@@ -1842,7 +1857,14 @@ def register(
                     drop &= ~(6.0 * sd < periods)
                 fit = _without(
                     fit_pixel_patches(
-                        pixels, patches, params, None, frame_hw, fields=crops, iters=iters
+                        pixels,
+                        patches,
+                        params,
+                        None,
+                        frame_hw,
+                        fields=crops,
+                        iters=iters,
+                        mesh=use_mesh,
                     ),
                     drop,
                 )
@@ -1887,7 +1909,9 @@ def register(
         if check is not None:
             check_tone = None if tone is None else _scalar_at(tone, check.qx, check.qy, frame_hw)
             vcrops = patch_fields(pixels, check, params, flow, frame_hw, tone=check_tone)
-            vfit = fit_pixel_patches(pixels, check, params, flow, frame_hw, fields=vcrops)
+            vfit = fit_pixel_patches(
+                pixels, check, params, flow, frame_hw, fields=vcrops, mesh=use_mesh
+            )
             check_periods = patch_periods(vcrops)
             check_drop = torch.isfinite(check_periods)
             check_periodic = check_drop.clone()

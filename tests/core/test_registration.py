@@ -173,6 +173,15 @@ def test_presets_load_and_validate_with_field_names(tmp_path):
     bad.write_text(json.dumps(raw))
     with pytest.raises(ConfigError, match="residual_flow"):
         load_presets(bad)
+    raw["presets"]["default"]["residual_flow"] = "auto"
+    for side in (-1, 2.5, True, "big"):
+        raw["presets"]["default"]["gain_mesh_min_side_px"] = side
+        bad.write_text(json.dumps(raw))
+        with pytest.raises(ConfigError, match=r"presets\.default\.gain_mesh_min_side_px"):
+            load_presets(bad)
+    raw["presets"]["default"]["gain_mesh_min_side_px"] = 0
+    bad.write_text(json.dumps(raw))
+    assert load_presets(bad)["default"].gain_mesh_min_side_px == 0
     bad.write_text("{not json")
     with pytest.raises(ConfigError, match=r"p\.json"):
         load_presets(bad)

@@ -14,6 +14,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from scipy import ndimage
 
 from core.cfa import CfaPattern
 from core.errors import ShapeError
@@ -321,3 +322,96 @@ def test_a_small_edge_polarity_bias_is_not_fitted() -> None:
     with_term, without, _ = _fit_with_and_without(-0.1, cov)
     assert "edge_bias_px" not in cov
     assert _frame_error(with_term, without, *_FRAME) < 1e-9
+
+
+def test_gain_mesh_normal_matrices_equal_the_dense_basis() -> None:
+    # The mesh's normal matrices are formed through the raster (separable tents); they
+    # must equal the products with the dense (n, m) basis, and the tents sum to 1.
+    mesh = refine._mesh(32)
+    assert mesh.m == 25 and mesh.dense.shape == (32 * 32, 25)
+    assert torch.allclose(mesh.dense.sum(1), torch.ones(32 * 32), atol=1e-5)
+    gen = torch.Generator().manual_seed(0)
+    v = torch.randn(3, 2, 32 * 32, generator=gen)
+    d = torch.rand(3, 32 * 32, generator=gen)
+    assert torch.allclose(refine._mesh_project(mesh, v), v @ mesh.dense, atol=1e-4)
+    dense = torch.einsum("kn,ni,nj->kij", d, mesh.dense, mesh.dense)
+    assert torch.allclose(refine._mesh_gram(mesh, d), dense, atol=1e-4)
+    idx = torch.arange(32 * 32, dtype=torch.float32)[None]
+    raster = refine._to_raster(idx, 32)
+    assert torch.equal(refine._from_raster(raster), idx)
+    # phase-major index 256 is phase 1 (py 0, px 1): raster row 0, column 1
+    assert raster[0, 0, 1] == 256 and raster[0, 1, 0] == 512
+
+
+def _ltm_ramp_edge(edge_y: int, h: int = 256, w: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """A blurred dark/bright edge (0.04 -> 0.4, Gaussian sigma 1.5 px, 4 % texture) tone
+    mapped by a gain computed on a grid of 11 px and upsampled bilinearly (what an LTM
+    computed at ~750 px does at full 48MP: the simulator's exposure fusion and blur
+    operators): ``log2 g = -0.5 (log2 Y_low - log2 0.13)``, 1.7 EV from the dark to the
+    bright side over one grid cell. Returns (Camera48, anchor) at the identity warp."""
+    truth = np.full((3, h, w), 0.04, np.float32)
+    truth[:, edge_y:] = 0.4
+    truth = ndimage.gaussian_filter(truth, (0, 1.5, 1.5))
+    rng = np.random.default_rng(edge_y)
+    truth *= (1.0 + 0.04 * (rng.random((h, w)) - 0.5)).astype(np.float32)[None]
+    f = 11
+    hl, wl = -(-h // f), -(-w // f)
+    pad = np.pad(truth[1], ((0, hl * f - h), (0, wl * f - w)), mode="edge")
+    low = pad.reshape(hl, f, wl, f).mean(axis=(1, 3))
+    log_gain = -0.5 * (np.log2(low) - np.log2(0.13))
+    ys = (np.arange(h) + 0.5) / f - 0.5
+    xs = (np.arange(w) + 0.5) / f - 0.5
+    up = ndimage.map_coordinates(
+        log_gain, np.meshgrid(ys, xs, indexing="ij"), order=1, mode="nearest"
+    )
+    return truth * np.exp2(up).astype(np.float32)[None], forward_np(truth, CFA)
+
+
+def test_gain_mesh_halves_the_shift_a_low_resolution_tone_gain_puts_on_edges(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # At the TRUE warp, a gain that falls from the dark to the bright side over ~11 px
+    # moves each edge towards its dark side (the fit reads the gain's slope across the
+    # blurred edge as a shift); the patch's linear gain trend cannot follow a ramp that
+    # narrow, the mesh (knots every 16 48MP px) partly can. Mean over 8 edge positions
+    # (phases against the gain's grid), 3 patches each: -0.47 px without, -0.24 with.
+    means = {}
+    for mesh in (False, True):
+        monkeypatch.setattr(
+            refine, "_OPTIONS", dataclasses.replace(refine.options(), gain_mesh=mesh)
+        )
+        dys = []
+        for edge_y in (96, 100, 104, 108, 112, 117, 121, 125):
+            camera, anchor = _ltm_ramp_edge(edge_y)
+            fit = _fit(camera, anchor, WarpParams(), [34, 34, 34], [16, 56, 80])
+            assert bool(fit.usable.all())
+            dys.append(float(fit.delta[:, 1].mean()))
+        means[mesh] = float(np.mean(dys))
+    assert means[False] < -0.3  # towards the dark side (up)
+    assert abs(means[True]) < 0.6 * abs(means[False])
+
+
+def test_gain_mesh_shift_stays_unbiased_within_its_reported_precision(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # No tone mapping, the anchor with shot noise (full well ~1500 e- at clip), a smooth
+    # texture (wavelengths 50-300 px, which a 16 px gain mesh can partly mimic): the
+    # mesh costs precision, and the information the fit reports must say so. Every
+    # patch's error stays within 4 of its reported sd, and the sd grows with the mesh.
+    truth = _smooth_texture(256, 320)
+    t = (0.3, -0.45)
+    camera = isp.warp_image(truth, translation_px=t)
+    anchor = forward_np(truth, CFA)
+    rng = np.random.default_rng(1)
+    anchor += np.sqrt(anchor / 1500.0).astype(np.float32) * rng.standard_normal(
+        anchor.shape
+    ).astype(np.float32)
+    sds = {}
+    for mesh in (False, True):
+        fit = _fit(camera, anchor, WarpParams(), [16, 16, 64, 64], [16, 96, 40, 110], mesh=mesh)
+        cov = torch.linalg.inv(fit.info)
+        err = fit.delta + torch.tensor(t, dtype=torch.float64)
+        z = (err[:, None, :] @ torch.linalg.solve(cov, err[..., None]))[:, 0, 0].sqrt()
+        assert float(z.max()) < 4.0, (mesh, err, z)
+        sds[mesh] = float(torch.sqrt(cov.diagonal(dim1=1, dim2=2)).mean())
+    assert sds[True] > sds[False]
