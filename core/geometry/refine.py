@@ -34,7 +34,10 @@ linearized per 48MP pixel by a smooth local tone exponent (``estimate_tone``). U
 weights inside a patch (Huber on a robust per-patch scale): per-pixel shot-noise weights
 differ by 100x across a high-contrast edge and turn any symmetric mismatch of the edge
 profile (blur, halo) into a shift. The information of ``delta`` is the Schur complement
-over the photometric terms, divided by the residual variance.
+over the photometric terms, divided by the residual variance. On full-size frames the
+gain may also vary bilinearly between 5x5 knots per patch (the gain mesh,
+``fit_pixel_patches``): a tone-mapping gain upsampled from low resolution ramps over
+~10 px at every edge, and that ramp moves edges.
 """
 
 from __future__ import annotations
