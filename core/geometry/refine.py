@@ -500,19 +500,17 @@ class _Mesh:
     """Bilinear tent basis of the per-patch gain mesh (knots every ``MESH_SPACING``).
 
     Attributes:
-        ty, tx: (S, m1) float32 tent weights of rows / columns 0..S-1 of the patch
+        t: (S, m1) float32 tent weights of rows (and columns) 0..S-1 of the patch
             (``S`` = patch side in RAW12 px, ``m1`` knots per side).
-        tyy, txx: (S, m1 * m1): products ``t[:, a] * t[:, c]`` (the Gram matrices' parts).
+        tt: (S, m1 * m1): products ``t[:, a] * t[:, c]`` (the Gram matrices' parts).
         dense: (n, m) float32 the basis at the patch pixels, phase-major, ``m = m1^2``,
             knot ``j = a * m1 + b`` (row knot ``a``, column knot ``b``).
     The normal matrices are formed through the raster: the basis is separable and each
     pixel touches 4 knots, so ``M^T diag(d) M`` costs ``S^2 m1^2``, not ``S^2 m^2``.
     """
 
-    ty: Tensor
-    tx: Tensor
-    tyy: Tensor
-    txx: Tensor
+    t: Tensor
+    tt: Tensor
     dense: Tensor
 
     @property
@@ -521,17 +519,16 @@ class _Mesh:
         return int(self.dense.shape[1])
 
 
-def _mesh(size: int, spacing: int | None = None) -> _Mesh:
-    """The gain mesh of a ``size`` x ``size`` RAW12 px patch (``_Mesh``); ``spacing``
-    in RAW12 px (None: ``MESH_SPACING``)."""
-    m1 = math.ceil((size - 1) / (MESH_SPACING if spacing is None else spacing)) + 1
+def _mesh(size: int) -> _Mesh:
+    """The gain mesh of a ``size`` x ``size`` RAW12 px patch (``_Mesh``)."""
+    m1 = math.ceil((size - 1) / MESH_SPACING) + 1
     pos = torch.arange(size, dtype=torch.float32)
     knots = torch.linspace(0.0, size - 1.0, m1)
     t = (1.0 - (pos[:, None] - knots[None]).abs() / (knots[1] - knots[0])).clamp(min=0.0)
     tt = (t[:, :, None] * t[:, None, :]).reshape(size, m1 * m1)
     raster = (t[:, None, :, None] * t[None, :, None, :]).reshape(size, size, m1 * m1)
     dense = _from_raster(raster.movedim(-1, 0)).T.contiguous()  # (n, m)
-    return _Mesh(ty=t, tx=t, tyy=tt, txx=tt, dense=dense)
+    return _Mesh(t=t, tt=tt, dense=dense)
 
 
 def _to_raster(v: Tensor, size: int) -> Tensor:
@@ -557,17 +554,17 @@ def _from_raster(g: Tensor) -> Tensor:
 
 def _mesh_project(mesh: _Mesh, v: Tensor) -> Tensor:
     """``v @ M`` for phase-major ``v`` (..., n): (..., m), through the raster."""
-    g = _to_raster(v, mesh.ty.shape[0])
-    out = mesh.ty.T @ g @ mesh.tx  # (..., m1, m1)
+    g = _to_raster(v, mesh.t.shape[0])
+    out = mesh.t.T @ g @ mesh.t  # (..., m1, m1)
     return out.reshape(*v.shape[:-1], mesh.m)
 
 
 def _mesh_gram(mesh: _Mesh, d: Tensor) -> Tensor:
     """``M^T diag(d) M`` for (K, n) ``d``: (K, m, m), through the raster."""
-    m1 = mesh.ty.shape[1]
-    g = _to_raster(d, mesh.ty.shape[0])  # (K, S, S)
-    p = g @ mesh.txx  # (K, S rows, (b, d))
-    h = mesh.tyy.T @ p  # (K, (a, c), (b, d))
+    m1 = mesh.t.shape[1]
+    g = _to_raster(d, mesh.t.shape[0])  # (K, S, S)
+    p = g @ mesh.tt  # (K, S rows, (b, d))
+    h = mesh.tt.T @ p  # (K, (a, c), (b, d))
     k = d.shape[0]
     return h.reshape(k, m1, m1, m1, m1).permute(0, 1, 3, 2, 4).reshape(k, mesh.m, mesh.m)
 
@@ -629,7 +626,7 @@ def fit_pixel_patches(
         w: Tensor  # (K, n)
         val: Tensor  # (K, n)
 
-    def system(d: Tensor, cf: Tensor, use: Tensor, huber: float = _HUBER) -> _System:
+    def system(d: Tensor, cf: Tensor, huber: float = _HUBER) -> _System:
         f, inside = sample(d)
         val, gx, gy, gxx, gyy = f.unbind(1)
         ok = valid & inside
@@ -665,8 +662,7 @@ def fit_pixel_patches(
         hess[:, :p0, :p0] = jw.transpose(1, 2) @ jac
         rhs[:, :p0] = (jw.transpose(1, 2) @ r[..., None])[..., 0]
         if knots is not None:
-            on = use.to(torch.float32)
-            wv = w * val * on[:, None]
+            wv = w * val
             cross = _mesh_project(knots, jac.transpose(1, 2) * wv[:, None, :])  # (K, p0, m)
             hess[:, :p0, p0:] = cross
             hess[:, p0:, :p0] = cross.transpose(1, 2)
@@ -675,45 +671,34 @@ def fit_pixel_patches(
         wrr = (w * r * r).sum(1).to(torch.float64)
         return _System(hess, rhs, wrr, w.sum(1).to(torch.float64), ok, gain * val, jac, w, val)
 
-    def ridge(sy_: _System, cf: Tensor, use: Tensor) -> None:
-        """Mesh knots: a light ridge where the mesh is on; pinned at 0 where it is off."""
-        if knots is None:
-            return
-        blk = sy_.hess[:, 2 + n_photo :, 2 + n_photo :]
-        lam = _MESH_RIDGE * blk.diagonal(dim1=1, dim2=2).mean(-1)
-        lam = torch.where(use, lam, torch.ones_like(lam))
-        blk += lam[:, None, None] * torch.eye(n_mesh, dtype=torch.float64)
-        sy_.rhs[:, 2 + n_photo :] -= lam[:, None] * cf[:, n_photo:]
+    def ridge(hess: Tensor) -> Tensor:
+        """(K,) ridge on the mesh knots: ``_MESH_RIDGE`` of their mean diagonal."""
+        blk = hess[:, 2 + n_photo :, 2 + n_photo :]
+        return _MESH_RIDGE * blk.diagonal(dim1=1, dim2=2).mean(-1)
 
-    def steps(
-        d: Tensor, cf: Tensor, use: Tensor, n_steps: int, first_huber: int
-    ) -> tuple[Tensor, Tensor]:
-        for it in range(n_steps):
-            # Plain least squares first: robust weights computed far from the optimum
-            # would down-weight exactly the misaligned edges that carry the shift.
-            st = system(d, cf, use, _HUBER if it >= first_huber else 1e6)
-            prior = st.wrr / st.wsum.clamp(min=1.0) / _PRIOR_PX**2
-            st.hess[:, 0, 0] += prior
-            st.hess[:, 1, 1] += prior
-            st.rhs[:, :2] -= prior[:, None] * d
-            ridge(st, cf, use)
-            damp = 1e-9 * st.hess.diagonal(dim1=1, dim2=2).sum(-1).clamp(min=1e-12)
-            step = torch.nan_to_num(torch.linalg.solve(st.hess + damp[:, None, None] * eye, st.rhs))
-            d = d + step[:, :2].clamp(-_MAX_STEP_PX, _MAX_STEP_PX)
-            cf = cf + step[:, 2:]
-        return d, cf
-
-    use = torch.full((k,), knots is not None, dtype=torch.bool)
-    delta, coef = steps(delta, coef, use, iters, iters // 2)
-    st = system(delta, coef, use)
+    eye_mesh = torch.eye(n_mesh, dtype=torch.float64)
+    for it in range(iters):
+        # Plain least squares first: robust weights computed far from the optimum would
+        # down-weight exactly the misaligned edges that carry the shift (slow convergence).
+        st = system(delta, coef, _HUBER if it >= iters // 2 else 1e6)
+        prior = st.wrr / st.wsum.clamp(min=1.0) / _PRIOR_PX**2
+        st.hess[:, 0, 0] += prior
+        st.hess[:, 1, 1] += prior
+        st.rhs[:, :2] -= prior[:, None] * delta
+        if knots is not None:
+            lam = ridge(st.hess)
+            st.hess[:, 2 + n_photo :, 2 + n_photo :] += lam[:, None, None] * eye_mesh
+            st.rhs[:, 2 + n_photo :] -= lam[:, None] * coef[:, n_photo:]
+        damp = 1e-9 * st.hess.diagonal(dim1=1, dim2=2).sum(-1).clamp(min=1e-12)
+        step = torch.nan_to_num(torch.linalg.solve(st.hess + damp[:, None, None] * eye, st.rhs))
+        delta = delta + step[:, :2].clamp(-_MAX_STEP_PX, _MAX_STEP_PX)
+        coef = coef + step[:, 2:]
+    st = system(delta, coef)
     hess, wrr, wsum, ok, jac, w = st.hess, st.wrr, st.wsum, st.ok, st.jac, st.w
-    n_fit = (2 + n_photo) + n_mesh * use.to(torch.float64)
-    var = (wrr / (wsum - n_fit).clamp(min=1.0)).clamp(min=1e-20)
+    var = (wrr / (wsum - n_par).clamp(min=1.0)).clamp(min=1e-20)
     hpp = hess[:, 2:, 2:] + 1e-9 * torch.eye(n_par - 2, dtype=torch.float64)
     if knots is not None:
-        lam = _MESH_RIDGE * hess[:, 2 + n_photo :, 2 + n_photo :].diagonal(dim1=1, dim2=2).mean(-1)
-        lam = torch.where(use, lam, torch.ones_like(lam))
-        hpp[:, n_photo:, n_photo:] += lam[:, None, None] * torch.eye(n_mesh, dtype=torch.float64)
+        hpp[:, n_photo:, n_photo:] += ridge(hess)[:, None, None] * eye_mesh
     schur = hess[:, :2, :2] - hess[:, :2, 2:] @ torch.linalg.solve(hpp, hess[:, 2:, :2])
     info = schur / var[:, None, None]
 
@@ -722,7 +707,7 @@ def fit_pixel_patches(
         xw = x * w[..., None]
         out = [(xw.transpose(1, 2) @ jac).to(torch.float64)]
         if knots is not None:
-            wv = (st.val * use.to(torch.float32)[:, None])[:, None, :]
+            wv = st.val[:, None, :]
             out.append(_mesh_project(knots, xw.transpose(1, 2) * wv).to(torch.float64))
         return torch.cat(out, dim=-1)
 

@@ -203,7 +203,7 @@ class RegistrationPreset:
         residual_flow: ``"off"``, ``"auto"`` (kept when it helps held-out patches) or
             ``"on"``.
         flow_nodes: long-side node count of the residual flow grid.
-        gain_mesh_min_side_px: the pixel stage tries its per-patch gain mesh
+        gain_mesh_min_side_px: the pixel stage uses its per-patch gain mesh
             (``core.geometry.refine``) when the 48MP frame's long side is at least this
             (0: always). A local tone mapping computed at about 1000 px and upsampled
             varies over ~10 px at full 48MP, which the mesh follows; on a frame a few
