@@ -36,7 +36,7 @@ from core.simulate.isp import luminance, resize_bilinear
 
 logger = logging.getLogger(__name__)
 
-SceneKind = Literal["natural", "pattern"]
+SceneKind = Literal["natural", "pattern", "low_texture"]
 SceneBuilder = Callable[[int, int, np.random.Generator], np.ndarray]
 
 DAYLIGHT_CAMERA_RGB: tuple[float, float, float] = (0.52, 1.0, 0.72)
@@ -82,7 +82,10 @@ class SceneSpec:
 
     Attributes:
         name: key in ``SCENES``.
-        kind: ``"natural"`` (photographic content) or ``"pattern"`` (torture chart).
+        kind: ``"natural"`` (photographic content), ``"pattern"`` (torture chart) or
+            ``"low_texture"`` (plain surfaces whose only structure is faint grain, near
+            the noise: the registration benchmark's low-texture row; not in the training
+            pools, which take natural and pattern scenes).
         description: what the scene models and why it is in the set.
         builder: ``(h48, w48, rng) -> (3, h48, w48) float32`` Camera48 scene.
     """
@@ -766,6 +769,60 @@ def _gradient_sky(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
     return out
 
 
+# ----------------------------------------------------------------------------- low texture
+
+
+def _plain_wall(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
+    # A matte painted wall, window-lit from one side (a smooth light falloff), on paint
+    # whose only detail is faint grain: +-2.5 % reflectance at 1.5-6 px cells (roller
+    # stipple, plaster) and +-4 % blotches a tenth of the frame wide; no edge anywhere.
+    y, x = _grid(h, w)
+    aspect = w / h
+    side = float(rng.choice((-1.0, 1.0)))
+    u = (x / np.float32(aspect) - 0.5) * np.float32(side) + np.float32(0.5)  # 0 far, 1 near
+    level = float(rng.uniform(0.15, 0.35))
+    light = level * (0.3 + 0.7 * np.exp(np.float32(1.6) * (u - 1.0))) * (1.0 - 0.25 * y)
+    grain = _fbm(h, w, rng, (1.5, 3.0, 6.0), (1.0, 0.8, 0.6))
+    grain *= np.float32(0.025)
+    blotch = _smooth_fbm(h, w, rng, (0.1, 0.04), (1.0, 0.6))
+    blotch *= np.float32(0.04)
+    grain += blotch
+    del blotch
+    grain += np.float32(1.0)
+    grain *= light
+    paint = _DAY * _rgb(*(float(v) for v in rng.uniform((0.95, 0.9, 0.8), (1.05, 1.0, 0.95))))
+    return _assemble([grain], [paint], h, w)
+
+
+def _thin_clouds(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
+    # Sky (deeper blue at the zenith) under a thin cirrus veil: density 0.3 everywhere, up
+    # to 1 in patches (thresholded smooth fbm), modulated by fibres (anisotropic value
+    # noise, 4 px across and 16 px along, plus 2 px isotropic grain), lifting the sky by
+    # at most ~12 %.
+    y, x = _grid(h, w)
+    t = np.clip(y, 0.0, 1.0)
+    sky = np.float32(rng.uniform(0.3, 0.5)) * (np.float32(1.0) + np.float32(1.2) * t)
+    patches = _smoothstep(-0.4, 0.6, _smooth_fbm(h, w, rng, (0.5, 0.2), (1.0, 0.6)))
+    patches *= np.float32(0.7)
+    patches += np.float32(0.3)  # a thin veil everywhere, denser patches
+    fibre = _noise(h, w, 4.0, rng, cell_px_x=16.0)
+    fibre *= np.float32(0.6)
+    fine = _noise(h, w, 2.0, rng)
+    fine *= np.float32(0.4)
+    fibre += fine
+    del fine
+    patches *= fibre
+    del fibre
+    patches *= np.float32(rng.uniform(0.08, 0.12))
+    zenith, low = _rgb(0.7, 1.0, 1.5), _rgb(0.95, 1.0, 1.05)
+    out = np.empty((3, h, w), dtype=np.float32)
+    for c in range(3):
+        sky_c = sky * (zenith[c] * (np.float32(1.0) - t) + low[c] * t)  # (h, 1)
+        np.add(patches, np.float32(1.0), out=out[c])
+        out[c] *= sky_c * np.float32(_DAY[c])
+    return out
+
+
 # ----------------------------------------------------------------------------- registry
 
 SCENES: dict[str, SceneSpec] = {
@@ -854,17 +911,34 @@ SCENES: dict[str, SceneSpec] = {
             "edges, so tiled-inference seams and banding show first.",
             _gradient_sky,
         ),
+        SceneSpec(
+            "plain_wall",
+            "low_texture",
+            "Matte painted wall lit from one side; its only detail is paint grain of "
+            "+-2.5 % at 1.5-6 px and +-4 % blotches, no edge: registration's "
+            "low-texture case.",
+            _plain_wall,
+        ),
+        SceneSpec(
+            "thin_clouds",
+            "low_texture",
+            "Blue sky gradient under a thin cirrus veil, denser in patches (fibres "
+            "4x16 px, at most ~12 % above the sky), no horizon: registration's "
+            "low-texture case.",
+            _thin_clouds,
+        ),
     )
 }
 
 
 def scene_names(kind: SceneKind | None = None) -> list[str]:
-    """Names of all scenes, or of one kind (``"natural"`` / ``"pattern"``), in SCENES order.
+    """Names of all scenes, or of one kind (``"natural"``, ``"pattern"`` or
+    ``"low_texture"``), in SCENES order.
 
     Raises: ConfigError for an unknown kind.
     """
-    if kind is not None and kind not in ("natural", "pattern"):
-        raise ConfigError(f"unknown scene kind {kind!r}; valid: natural, pattern")
+    if kind is not None and kind not in ("natural", "pattern", "low_texture"):
+        raise ConfigError(f"unknown scene kind {kind!r}; valid: natural, pattern, low_texture")
     return [name for name, spec in SCENES.items() if kind is None or spec.kind == kind]
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy import ndimage
 
 from core.errors import ConfigError, ShapeError
 from core.simulate import scenes
@@ -53,7 +54,10 @@ def test_scene_odd_but_valid_sizes(name: str) -> None:
 def test_scene_names_and_kinds() -> None:
     assert scene_names() == list(SCENES)
     natural, pattern = scene_names("natural"), scene_names("pattern")
-    assert set(natural) | set(pattern) == set(SCENES)
+    low = scene_names("low_texture")
+    assert set(natural) | set(pattern) | set(low) == set(SCENES)
+    assert len(natural) + len(pattern) + len(low) == len(SCENES)
+    assert {"plain_wall", "thin_clouds"} <= set(low)
     assert {
         "backlit",
         "bright_window",
@@ -66,6 +70,21 @@ def test_scene_names_and_kinds() -> None:
     for name, spec in SCENES.items():
         assert spec.name == name
         assert spec.description
+
+
+@pytest.mark.parametrize("name", ["plain_wall", "thin_clouds"])
+def test_low_texture_scenes_hold_faint_fine_texture_and_no_edge(name: str) -> None:
+    # What registration's low-texture row needs: structure at the pixel scale (grain,
+    # cirrus fibres) of a few percent -- comparable to the RAW12 noise at these levels --
+    # and no edge: every 4 px step changes the level by far less than an edge would.
+    s = make_scene(name, 192, 256, seed=3)
+    g = s[1].astype(np.float64)
+    smooth = ndimage.gaussian_filter(g, 4.0)
+    fine = (g - smooth) / smooth
+    assert 0.003 < fine.std() < 0.05
+    steps = np.abs(np.log(g[:, 4:] / g[:, :-4]))
+    assert steps.max() < 0.25  # an edge of the textured scenes is > 1 (a factor e)
+    assert 0.05 < float(np.median(g)) < 1.0  # mid-tones, no highlight, no deep shadow
 
 
 def test_bad_name_names_valid_ones() -> None:
