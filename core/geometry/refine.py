@@ -141,6 +141,11 @@ class PatchShifts:
             computed (cell levels). A translation alone cannot see that a shift and a
             local stretch may cancel (radial structure under a zoom, a Siemens star),
             which this matrix does.
+        ncc_fine: (K,) float64 structure match with more fitted out of both sides first:
+            per-CFA-phase levels and smooth trends (per-phase ramps and a quadratic, or
+            the gain mesh's tents where it is on); None where not computed (cell
+            levels). Faint grain matched through the anchor's noise keeps a clear score
+            here, while a gain mesh fitted to the anchor's own smooth noise does not.
     """
 
     delta: Tensor
@@ -149,6 +154,7 @@ class PatchShifts:
     usable: Tensor
     textured: Tensor
     info_local: Tensor | None = None
+    ncc_fine: Tensor | None = None
 
 
 @dataclass(frozen=True)
@@ -717,23 +723,51 @@ def fit_pixel_patches(
     # Structure match and texture: anchor and aligned prediction, each with an affine
     # trend removed (per-colour level and a linear ramp), correlated over usable pixels.
     okf = ok.to(torch.float32)
-    basis = torch.cat((onehot, xx[:, None], yy[:, None]), dim=1)  # (n, 5)
-    bw = basis[None] * okf[..., None]  # (K, n, 5)
-    gram = bw.transpose(1, 2) @ basis + 1e-6 * torch.eye(5)
 
-    def detrend(v: Tensor) -> Tensor:
-        cf = torch.linalg.solve(gram, bw.transpose(1, 2) @ v[..., None])[..., 0]
-        return (v - cf @ basis.T) * okf
+    def correlate(basis: Tensor) -> tuple[Tensor, Tensor]:
+        """NCC of anchor and prediction with ``basis`` (n, m) fitted out of each; the
+        anchor's remaining energy per pixel."""
+        m = basis.shape[1]
+        outer = (basis[:, :, None] * basis[:, None, :]).reshape(-1, m * m)  # (n, m^2)
+        gram = (okf @ outer).reshape(-1, m, m)  # no (K, n, m) temporary
+        ridge = 1e-6 * (1.0 + gram.diagonal(dim1=1, dim2=2).mean(-1))
+        gram = gram + ridge[:, None, None] * torch.eye(m)
 
-    ha, hp = detrend(a), detrend(signal)
-    num = (ha * hp).sum(1)
-    den = torch.sqrt((ha * ha).sum(1) * (hp * hp).sum(1)).clamp(min=1e-20)
-    ncc = (num / den).to(torch.float64)
+        def detrend(v: Tensor) -> Tensor:
+            cf = torch.linalg.solve(gram, ((v * okf) @ basis)[..., None])[..., 0]
+            return (v - cf @ basis.T) * okf
+
+        ha, hp = detrend(a), detrend(signal)
+        num = (ha * hp).sum(1)
+        den = torch.sqrt((ha * ha).sum(1) * (hp * hp).sum(1)).clamp(min=1e-20)
+        return (num / den).to(torch.float64), (ha * ha).sum(1)
+
+    ramp = torch.cat((onehot, xx[:, None], yy[:, None]), dim=1)  # (n, 5)
+    ncc, ha2 = correlate(ramp)
+    # The fine score: per-phase levels and smooth trends fitted out of both sides first,
+    # as smooth as the gain model (the mesh's tents where it is on: a fitted mesh follows
+    # the anchor's own smooth noise, which the plain score would count as a match).
+    phase = torch.eye(4).repeat_interleave(len(xx) // 4, 0)  # (n, 4): phase-major layout
+    if knots is not None:
+        fine = torch.cat((phase, knots.dense[:, 1:]), 1)  # tents sum to 1: drop one
+    else:
+        fine = torch.cat(
+            (
+                phase,
+                phase * xx[:, None],
+                phase * yy[:, None],
+                (xx * xx)[:, None],
+                (xx * yy)[:, None],
+                (yy * yy)[:, None],
+            ),
+            1,
+        )
+    ncc_fine, _ = correlate(fine)
     n_ok = okf.sum(1).clamp(min=1.0)
     na, nb = data.noise
     level = (a * okf).sum(1) / n_ok
     noise = (na * level.clamp(min=0.0) + nb).to(torch.float64)
-    energy = ((ha * ha).sum(1) / n_ok).to(torch.float64)
+    energy = (ha2 / n_ok).to(torch.float64)
     frac = okf.mean(1).to(torch.float64)
     usable = (
         (frac >= _MIN_VALID)
@@ -752,6 +786,7 @@ def fit_pixel_patches(
         usable=usable,
         textured=textured,
         info_local=info_local,
+        ncc_fine=torch.nan_to_num(ncc_fine),
     )
 
 

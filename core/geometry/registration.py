@@ -49,6 +49,7 @@ Estimator (robust to local tone mapping, coarse to fine):
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import math
@@ -151,7 +152,8 @@ class GateThresholds:
 
     Attributes:
         max_residual_rms_px: remaining local misalignment, RMS in 48MP px.
-        min_edge_agreement: correlation of log-luminance gradients after alignment (-1..1).
+        min_edge_agreement: correlation of log-luminance gradients after alignment (-1..1);
+            not judged when the residual was measured on pooled blocks (low texture).
         min_matched_fraction: fraction of textured patches whose structure matches.
         min_psnr_db: PSNR of the aligned cells after a fitted smooth local gain; a sanity
             check only (fine texture, noise and strong tone mapping put same-scene pairs
@@ -1448,7 +1450,11 @@ def _decide(figures: dict[str, float], th: GateThresholds) -> AlignmentGate:
             f"remaining misalignment {res:.2f} px RMS exceeds {th.max_residual_rms_px:.2f} px"
         )
     edge = figures["edge_agreement"]
-    if not edge >= th.min_edge_agreement:
+    # On pooled blocks (low texture) the gradients are the illumination's, which tone
+    # mapping flattens, and noise: the edges are not judged; that the patches of each
+    # block agree with each other within their precision is the same-scene test there.
+    pooled = figures.get("pooled_side", 1.0) > 1.0
+    if not pooled and not edge >= th.min_edge_agreement:
         reasons.append(
             f"edges agree at {edge:.2f}, below {th.min_edge_agreement:.2f}: the two files may "
             "not show the same scene"
@@ -1490,14 +1496,7 @@ def _shifted(
     ox, oy = source_coords(old, patches.qx, patches.qy, frame_h=h48, frame_w=w48)
     nx, ny = source_coords(new, patches.qx, patches.qy, frame_h=h48, frame_w=w48)
     moved = torch.stack((nx - ox, ny - oy), dim=-1)
-    return PatchShifts(
-        delta=fit.delta - moved,
-        info=fit.info,
-        ncc=fit.ncc,
-        usable=fit.usable,
-        textured=fit.textured,
-        info_local=fit.info_local,
-    )
+    return dataclasses.replace(fit, delta=fit.delta - moved)
 
 
 def _without(fit: _PatchFit, drop: Tensor) -> _PatchFit:
@@ -1506,10 +1505,9 @@ def _without(fit: _PatchFit, drop: Tensor) -> _PatchFit:
         return fit
     keep = ~drop
     local = fit.info_local
-    return PatchShifts(
-        delta=fit.delta,
+    return dataclasses.replace(
+        fit,
         info=torch.where(keep[:, None, None], fit.info, torch.zeros_like(fit.info)),
-        ncc=fit.ncc,
         usable=fit.usable & keep,
         textured=fit.textured & keep,
         info_local=None
@@ -1667,6 +1665,91 @@ def _frame_error_bound(
     return float(bound.max())
 
 
+#: Largest standard deviation (48MP px, worst direction) of a shift the gate compares at.
+_CHECK_SD_PX = 0.25
+#: Mean ``ncc_fine`` a pooled block's patches must reach. On the simulator, faint grain
+#: matched through the anchor's noise scores 0.17-0.27 at 384x288 and about 0.1 at 48MP;
+#: two different low-texture scenes 0.02-0.05 (the patch fit's own bias).
+_NCC_POOLED = 0.07
+#: Block sides (in check patches) tried, in order, when too few single patches are
+#: confident (low-texture frames).
+_POOL_SIDES = (2, 3, 4, 6)
+
+
+def _pooled_blocks(
+    qx: Tensor,
+    qy: Tensor,
+    delta: Tensor,
+    info: Tensor,
+    keep: Tensor,
+    score: Tensor,
+    side: int,
+    frame_hw: tuple[int, int],
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """Check patches pooled in square blocks of the frame, ``side`` times the mean patch
+    spacing ``sqrt(H48 W48 / K)`` wide (about ``side`` x ``side`` check patches).
+
+    Each block's shift is the information-weighted mean of its ``keep`` patches, its
+    information their summed information divided by ``max(1, chi2 / dof)``, the scatter of
+    the patch shifts about that mean measured against their own precision (patches that
+    do not agree make a block imprecise, whatever they claim), its ``score`` the mean of
+    its patches'. Blocks with fewer than two kept patches are left out.
+    Shapes: qx, qy, score (K,), delta (K, 2), info (K, 2, 2), keep (K,) bool. Returns
+    block centres qx, qy (B,), shifts (B, 2), information (B, 2, 2), mean score (B,) and
+    the (K,) block index of each patch (-1 when its block is left out).
+    """
+    h48, w48 = frame_hw
+    step = side * math.sqrt(h48 * w48 / max(1, len(qx)))  # block side, 48MP px
+    col = torch.floor(qx / step).to(torch.int64)
+    row = torch.floor(qy / step).to(torch.int64)
+    key = torch.where(keep, row * (int(col.max()) + 1) + col, -1)
+    ids, inv = torch.unique(key, return_inverse=True)
+    n_blocks = len(ids)
+    kf = keep.to(torch.float64)
+
+    def add(v: Tensor) -> Tensor:
+        out = torch.zeros((n_blocks, *v.shape[1:]), dtype=torch.float64)
+        return out.index_add_(0, inv, v * kf.reshape(-1, *([1] * (v.dim() - 1))))
+
+    n = add(torch.ones_like(kf))
+    i_sum = add(info)
+    ok = (ids >= 0) & (n >= 2) & (torch.linalg.det(i_sum) > 0)
+    i_reg = torch.where(ok[:, None, None], i_sum, torch.eye(2, dtype=torch.float64))
+    d_blk = torch.linalg.solve(i_reg, add((info @ delta[..., None])[..., 0])[..., None])[..., 0]
+    r = delta - d_blk[inv]
+    chi2 = add((r[:, None, :] @ info @ r[..., None])[:, 0, 0])
+    inflate = (chi2 / (2.0 * (n - 1.0)).clamp(min=1.0)).clamp(min=1.0)
+    i_blk = i_sum / inflate[:, None, None]
+    cx, cy, sc = (add(v) / n.clamp(min=1.0) for v in (qx, qy, score))
+    where = torch.cumsum(ok.to(torch.int64), 0) - 1
+    index = torch.where(ok[inv] & keep, where[inv], -1)
+    return cx[ok], cy[ok], d_blk[ok], i_blk[ok], sc[ok], index
+
+
+def _pooled_check(
+    vfit: _PatchFit, check: PixelPatches, delta: Tensor, frame_hw: tuple[int, int]
+) -> tuple[int, Tensor, Tensor, Tensor, Tensor, Tensor] | None:
+    """The check patches pooled in blocks (``_gate_residual``'s low-texture measurement).
+
+    Tries the sides of ``_POOL_SIDES`` in order and takes the first where at least half
+    the blocks, and 5, are confident: shift known to ``_CHECK_SD_PX`` and mean
+    ``ncc_fine`` at least ``_NCC_POOLED``. Returns (side, qx, qy, shifts, information of
+    the confident blocks, (K,) mask of their patches), or None.
+    """
+    if vfit.ncc_fine is None:
+        return None
+    for side in _POOL_SIDES:
+        bx, by, bd, bi, score, index = _pooled_blocks(
+            check.qx, check.qy, delta, vfit.info, vfit.usable, vfit.ncc_fine, side, frame_hw
+        )
+        sd = torch.sqrt(torch.linalg.eigvalsh(torch.linalg.pinv(bi))[:, -1].clamp(min=0.0))
+        good = (sd <= _CHECK_SD_PX) & (score >= _NCC_POOLED)
+        if int(good.sum()) >= max(5, len(good) // 2):
+            members = (index >= 0) & good[index.clamp(min=0)]
+            return side, bx[good], by[good], bd[good], bi[good], members
+    return None
+
+
 def _gate_residual(
     vfit: _PatchFit,
     check: PixelPatches,
@@ -1679,27 +1762,41 @@ def _gate_residual(
 
     Per-patch shifts carry their own noise; the systematic misalignment is their smooth
     part: matrix-weighted smoothing on the flow-node grid (model variance included), read
-    back at the confident patches. ``bias`` (K, 2): the fitted edge-polarity shift of each
-    check patch (a photometric effect, not misalignment), taken off their shifts first.
+    back at the confident patches (matched, shift known to ``_CHECK_SD_PX``). Where fewer
+    than 5 are confident (low texture: faint grain near the anchor's noise), the patches
+    are pooled in blocks (``_pooled_check``) and the same measurement runs on the
+    confident blocks; ``figures["pooled_side"]`` is the block side in check patches (1 =
+    single patches). ``bias`` (K, 2): the fitted edge-polarity shift of each check patch
+    (a photometric effect, not misalignment), taken off their shifts first.
     Fills ``figures`` with the patch statistics. Returns the residual and the (K,) bool
-    mask of confident check patches.
+    mask of the check patches it compared at.
     """
     cov = torch.linalg.pinv(vfit.info)
     std_max = torch.sqrt(torch.linalg.eigvalsh(cov)[:, -1].clamp(min=0.0))
-    confident = vfit.usable & (vfit.ncc >= _NCC_MATCH) & (std_max <= 0.25)
+    confident = vfit.usable & (vfit.ncc >= _NCC_MATCH) & (std_max <= _CHECK_SD_PX)
     n_conf = int(confident.sum())
     figures["confident_patches"] = float(n_conf)
+    delta = vfit.delta if bias is None else vfit.delta - bias
+    qx, qy, d_c, i_c = (
+        check.qx[confident],
+        check.qy[confident],
+        delta[confident],
+        vfit.info[confident],
+    )
+    side = 1
     if n_conf < 5:
-        return float("nan"), confident
-    d_c, i_c = vfit.delta[confident], vfit.info[confident]
-    if bias is not None:
-        d_c = d_c - bias[confident]
-    qx_c, qy_c = check.qx[confident], check.qy[confident]
+        pooled = _pooled_check(vfit, check, delta, frame_hw)
+        if pooled is None:
+            return float("nan"), confident
+        side, qx, qy, d_c, i_c, confident = pooled
+        figures["confident_blocks"] = float(len(qx))
+    figures["pooled_side"] = float(side)
+    std_c = torch.sqrt(torch.linalg.eigvalsh(torch.linalg.pinv(i_c))[:, -1].clamp(min=0.0))
     w_c = _with_model_variance(i_c, _model_variance(d_c, i_c))
-    smooth = _smooth_shifts(qx_c, qy_c, d_c, w_c, frame_hw, pre.flow_nodes)
-    fx, fy = flow_at(smooth, qx_c, qy_c, frame_h=frame_hw[0], frame_w=frame_hw[1])
+    smooth = _smooth_shifts(qx, qy, d_c, w_c, frame_hw, pre.flow_nodes)
+    fx, fy = flow_at(smooth, qx, qy, frame_h=frame_hw[0], frame_w=frame_hw[1])
     figures["patch_rms_px"] = float(torch.sqrt((d_c**2).sum(1).mean()))
-    figures["patch_noise_px"] = float(torch.sqrt((std_max[confident] ** 2).mean()))
+    figures["patch_noise_px"] = float(torch.sqrt((std_c**2).mean()))
     return float(torch.sqrt((fx**2 + fy**2).mean())), confident
 
 

@@ -96,6 +96,40 @@ def test_gate_fails_on_two_different_scenes(pairs):
     assert res.gate.figures["edge_agreement"] < res.gate.thresholds["min_edge_agreement"]
 
 
+@pytest.fixture(scope="module")
+def walls(tmp_path_factory: pytest.TempPathFactory) -> dict[str, CapturePair]:
+    """Low-texture pairs: the simulator's plain_wall (paint grain of +-2.5 % near the
+    RAW12 noise, no edge) with the FULL misregistration, and another wall (other seed)."""
+    tmp = tmp_path_factory.mktemp("walls")
+    return {
+        "wall": _pair(tmp, "plain_wall", 3, FULL, w12=384, h12=288),
+        "other_wall": _pair(tmp, "plain_wall", 15, {}, w12=384, h12=288),
+    }
+
+
+def test_low_texture_wall_is_registered_and_measured_on_pooled_blocks(walls):
+    # No check patch is confident alone (each shift is noisier than 0.25 px), so the gate
+    # measures on blocks of them; before it, this pair was "unmeasured" and failed.
+    p = walls["wall"]
+    res = register(p.camera48, p.anchor, p.raw12.cfa, unclipped=p.unclipped)
+    h48, w48 = p.camera48.shape[1:]
+    assert _true_rms(FULL, res.params, h48, w48) < 0.25
+    figures = res.gate.figures
+    assert figures["confident_patches"] < 5
+    assert figures["pooled_side"] > 1
+    assert res.gate.passed, res.gate.reasons
+    assert res.residual_rms_px < 0.5
+
+
+def test_gate_fails_on_two_different_walls(walls):
+    # Same lighting, same kind of grain, different grain: the smooth shading agrees, so
+    # the edge figure alone would not tell them apart; the pooled blocks must not match.
+    a, b = walls["wall"], walls["other_wall"]
+    res = register(b.camera48, a.anchor, a.raw12.cfa, unclipped=a.unclipped)
+    assert not res.gate.passed
+    assert not np.isfinite(res.residual_rms_px)
+
+
 def test_json_has_the_issue_fields_and_is_strict_json(pairs):
     p = pairs["translation"]
     res = register(p.camera48, p.anchor, p.raw12.cfa, unclipped=p.unclipped)

@@ -415,3 +415,72 @@ def test_gain_mesh_shift_stays_unbiased_within_its_reported_precision(
         assert float(z.max()) < 4.0, (mesh, err, z)
         sds[mesh] = float(torch.sqrt(cov.diagonal(dim1=1, dim2=2)).mean())
     assert sds[True] > sds[False]
+
+
+def _grain_wall(h: int, w: int, seed: int) -> np.ndarray:
+    """A plain grey wall at 0.3 of clip with +-3 % pixel-scale grain (the simulator's
+    plain_wall, without its smooth light falloff)."""
+    rng = np.random.default_rng(seed)
+    grain = ndimage.gaussian_filter(rng.standard_normal((h, w)), 1.0)
+    grain *= 0.03 / grain.std()
+    lum = (0.3 * (1.0 + grain)).astype(np.float32)
+    return np.stack([lum * 0.5, lum, lum * 0.7]).astype(np.float32)
+
+
+@pytest.mark.parametrize("mesh", [False, True])
+def test_fine_score_sees_faint_grain_but_not_the_meshs_own_fit_of_the_noise(mesh: bool) -> None:
+    # The anchor is the wall with shot noise (~1500 e- at clip: the grain is about the
+    # noise); ProRAW48 is the same wall, or another wall (other grain). With the gain
+    # mesh on, the fitted gain follows the anchor's own smooth noise and the plain score
+    # reads 0.16-0.19 on the WRONG wall; the fine score fits those smooth parts out of
+    # both sides first: the right wall scores ~0.43, the wrong one 0.03-0.06 (the fit's
+    # own bias: each patch moved ~1.4 px to where the other grain happens to agree),
+    # below the gate's pooled threshold.
+    h, w = 256, 320
+    wall = _grain_wall(h, w, 0)
+    anchor = forward_np(wall, CFA)
+    rng = np.random.default_rng(2)
+    anchor += np.sqrt(anchor / 1500.0).astype(np.float32) * rng.standard_normal(
+        anchor.shape
+    ).astype(np.float32)
+    oy, ox = [16, 16, 64, 64, 96, 96], [16, 96, 40, 110, 16, 100]
+    fits = {
+        name: _fit(camera, anchor, WarpParams(), oy, ox, mesh=mesh)
+        for name, camera in (("same", wall), ("other", _grain_wall(h, w, 1)))
+    }
+    same, other = fits["same"], fits["other"]
+    assert same.ncc_fine is not None and other.ncc_fine is not None
+    assert float(same.ncc_fine.mean()) > 2 * registration._NCC_POOLED
+    assert abs(float(other.ncc_fine.mean())) < registration._NCC_POOLED
+    if mesh:  # what the fine score is for: the plain one is fooled by the mesh
+        assert float(other.ncc.mean()) > 2 * registration._NCC_POOLED
+
+
+def test_pooled_blocks_weight_by_information_and_distrust_disagreeing_patches() -> None:
+    # Four check patches in one block (frame 128x128, 16 patches -> spacing 32 px; side
+    # 2 -> 64 px blocks). Agreeing patches: the block's shift is the information-
+    # weighted mean and its information the sum. Patches 1 px apart with 0.1 px
+    # precision: the block's information is cut by their chi-square per dof.
+    qx = torch.tensor([10.0, 40.0, 10.0, 40.0] + [100.0] * 12, dtype=torch.float64)
+    qy = torch.tensor([10.0, 10.0, 40.0, 40.0] + [100.0] * 12, dtype=torch.float64)
+    keep = torch.tensor([True] * 4 + [False] * 12)
+    eye = torch.eye(2, dtype=torch.float64)
+    info = torch.stack([eye * v for v in (1.0, 3.0, 1.0, 3.0)] + [eye] * 12)
+    score = torch.full((16,), 0.2, dtype=torch.float64)
+    delta = torch.zeros(16, 2, dtype=torch.float64)
+    delta[:4, 0] = torch.tensor([0.4, 0.0, 0.4, 0.0])
+    bx, by, bd, bi, sc, index = registration._pooled_blocks(
+        qx, qy, delta, info, keep, score, 2, (128, 128)
+    )
+    assert len(bx) == 1 and index[:4].tolist() == [0] * 4 and bool((index[4:] == -1).all())
+    assert float(bd[0, 0]) == pytest.approx(0.1)  # (0.4 + 0.4) / 8
+    # chi2 = 2 * (0.3^2 * 1) + 2 * (0.1^2 * 3) = 0.24 over 6 dof: below 1, no inflation.
+    torch.testing.assert_close(bi[0], 8.0 * eye)
+    assert (float(bx[0]), float(by[0]), float(sc[0])) == pytest.approx((25.0, 25.0, 0.2))
+    delta[:4, 0] = torch.tensor([1.0, -1.0, 1.0, -1.0])
+    info[:4] = 100.0 * eye
+    _, _, bd, bi, _, _ = registration._pooled_blocks(
+        qx, qy, delta, info, keep, score, 2, (128, 128)
+    )
+    chi2 = 4 * 100.0 * 1.0  # every patch 1 px from the mean, information 100
+    torch.testing.assert_close(bi[0], 400.0 * eye / (chi2 / 6.0))
