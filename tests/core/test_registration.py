@@ -126,8 +126,11 @@ def test_gate_fails_on_two_different_walls(walls):
     # the edge figure alone would not tell them apart; the pooled blocks must not match.
     a, b = walls["wall"], walls["other_wall"]
     res = register(b.camera48, a.anchor, a.raw12.cfa, unclipped=a.unclipped)
+    figures = res.gate.figures
+    assert figures["edge_agreement"] >= res.gate.thresholds["min_edge_agreement"]  # 0.51
     assert not res.gate.passed
     assert not np.isfinite(res.residual_rms_px)
+    assert "pooled_side" not in figures  # no block size made the patches agree
 
 
 def test_json_has_the_issue_fields_and_is_strict_json(pairs):
