@@ -49,6 +49,7 @@ from core.geometry.registration import RegistrationResult, register
 from core.geometry.warp import WarpParams, flow_at, source_coords
 from core.io.pair import load_pair
 from core.simulate.pair import SimConfig, simulate_pair, write_pair
+from core.simulate.scenes import scene_names
 
 TEXTURED = [
     "foliage",
@@ -62,7 +63,7 @@ TEXTURED = [
     "bright_window",
     "portrait_like",
 ]
-LOW_TEXTURE = ["plain_wall", "thin_clouds"]
+LOW_TEXTURE = scene_names("low_texture")
 NO_TEXTURE = ["gradient_sky"]
 PATTERNS = ["zone_plate", "siemens_star", "stripes", "checkers"]
 MISMATCH = [

@@ -725,8 +725,8 @@ def fit_pixel_patches(
     okf = ok.to(torch.float32)
 
     def correlate(basis: Tensor) -> tuple[Tensor, Tensor]:
-        """NCC of anchor and prediction with ``basis`` (n, m) fitted out of each; the
-        anchor's remaining energy per pixel."""
+        """NCC (K,) of anchor and prediction with ``basis`` (n, m) fitted out of each, and
+        the anchor's remaining energy summed over the patch (K,)."""
         m = basis.shape[1]
         outer = (basis[:, :, None] * basis[:, None, :]).reshape(-1, m * m)  # (n, m^2)
         gram = (okf @ outer).reshape(-1, m, m)  # no (K, n, m) temporary

@@ -799,7 +799,7 @@ def _thin_clouds(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
     # to 1 in patches (thresholded smooth fbm), modulated by fibres (anisotropic value
     # noise, 4 px across and 16 px along, plus 2 px isotropic grain), lifting the sky by
     # at most ~12 %.
-    y, x = _grid(h, w)
+    y, _ = _grid(h, w)
     t = np.clip(y, 0.0, 1.0)
     sky = np.float32(rng.uniform(0.3, 0.5)) * (np.float32(1.0) + np.float32(1.2) * t)
     patches = _smoothstep(-0.4, 0.6, _smooth_fbm(h, w, rng, (0.5, 0.2), (1.0, 0.6)))

@@ -72,7 +72,7 @@ def test_scene_names_and_kinds() -> None:
         assert spec.description
 
 
-@pytest.mark.parametrize("name", ["plain_wall", "thin_clouds"])
+@pytest.mark.parametrize("name", scene_names("low_texture"))
 def test_low_texture_scenes_hold_faint_fine_texture_and_no_edge(name: str) -> None:
     # What registration's low-texture row needs: structure at the pixel scale (grain,
     # cirrus fibres) of a few percent -- comparable to the RAW12 noise at these levels --
